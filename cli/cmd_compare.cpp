@@ -21,6 +21,7 @@ struct CompareArgs {
   bool markdown = false, json = false;
   double threshold_pct = 0, alpha = 0;
   bool ratios_only = false, allow_env_change = false, fail_on_missing = false;
+  std::vector<std::string> metrics;
   CLI::Option* threshold_opt = nullptr;
   CLI::Option* alpha_opt = nullptr;
 };
@@ -35,6 +36,10 @@ ComparePolicy policy_from(const CompareArgs& a) {
   if (a.alpha_opt->count() > 0) {
     if (!(a.alpha > 0 && a.alpha <= 1)) throw UsageError("--alpha must be in (0, 1]");
     p.alpha = a.alpha;
+  }
+  if (!a.metrics.empty()) {
+    for (const std::string& m : a.metrics) check_metric_name(m);
+    p.metrics = a.metrics;
   }
   p.ratios_only |= a.ratios_only;
   p.allow_env_change |= a.allow_env_change;
@@ -65,6 +70,10 @@ void add_compare_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--ratios-only", a->ratios_only,
                 "Compare only within-run ratios (cake/compute, cake/io, cake/oracle) and verification: for CI on "
                 "shared or different machines");
+  cmd->add_option("--metrics", a->metrics,
+                  "Compare only these metrics (comma list; verification always): ttft_ms, load_gbps, cake/compute, "
+                  "cake/io, cake/oracle, cake/best, cake/parallel, compute/probe, io/ideal")
+      ->delimiter(',');
   cmd->add_flag("--allow-env-change", a->allow_env_change, "Compare even when the GPU names differ");
   cmd->add_flag("--fail-on-missing", a->fail_on_missing, "Exit 1 when a point is present on one side only");
   cmd->callback([a, &exit_code] {

@@ -1,10 +1,12 @@
 // `cake-bench run`: the sweep, its progress, and the report in every format.
 // `cake-bench prepare`: only the stores a run would need (untimed work done ahead).
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
@@ -42,7 +44,8 @@ BackendOptions backend_options(const Resolved& r, int cpu_threads) {
     o.max_context_tokens = std::max<int64_t>(o.max_context_tokens, static_cast<int64_t>(req.prefix.size() + req.suffix.size()));
     o.max_chunk_tokens = std::max<int64_t>(o.max_chunk_tokens, static_cast<int64_t>(req.suffix.size()));
   }
-  for (int32_t c : r.sweep.chunk_tokens) o.max_chunk_tokens = std::max<int64_t>(o.max_chunk_tokens, c);
+  for (int32_t c : r.sweep.chunk_tokens)
+    o.max_chunk_tokens = std::max<int64_t>(o.max_chunk_tokens, static_cast<int64_t>(c) * std::max(1, r.sweep.compute_tokens / c));
   o.cpu_threads = cpu_threads;
   return o;
 }
@@ -66,6 +69,9 @@ Point to_point(const PointResult& r, const std::string& model, const std::string
   p.warmup = s.warmup;
   p.repeat = s.repeat;
   for (const RequestOutcome& o : r.reps) p.ttft_ms_samples.push_back(o.ttft_ms);
+  for (const RequestOutcome& o : r.reps)
+    if (o.cpu_probe_ms) p.cpu_probe_ms_samples.push_back(*o.cpu_probe_ms);
+  if (p.cpu_probe_ms_samples.size() != p.ttft_ms_samples.size()) p.cpu_probe_ms_samples.clear();
   finalize_point(p);
   const RequestOutcome& rep = r.reps.at(median_repetition(p.ttft_ms_samples));
   p.chunks_total = rep.chunks_total;
@@ -96,7 +102,9 @@ RequestTimeline to_timeline(const PointResult& r, const Point& p) {
   for (const ChunkEvent& e : rep.timeline) {
     TimelineEvent ev;
     ev.chunk = e.chunk;
+    ev.chunks = e.chunks;
     ev.ok = e.ok;
+    ev.taken_over = e.taken_over;
     if (e.lane == Lane::compute) {
       ev.lane = "compute";
       ev.start_ms = ns_to_ms(e.start_ns);
@@ -153,6 +161,9 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r) {
           {"staging_slots", f.staging_slots},
           {"tcp_pipeline", f.tcp_pipeline},
           {"inject_compute_delay_ms", f.inject_compute_delay_ms},
+          {"compute_tokens", r.sweep.compute_tokens},
+          {"inject_compute_slowdown", f.inject_compute_slowdown},
+          {"inject_load_slowdown", f.inject_load_slowdown},
           {"inject_fault", f.inject_fault},
           {"notes", r.notes},
           {"workload", r.workload}};
@@ -208,6 +219,34 @@ nlohmann::json replay_trace(const Trace& trace, const std::vector<PointResult>& 
   return out;
 }
 
+// One line per store directory in use: each file source's own directory (file:DIR), the --store
+// directory for file, mem (read into host memory before the clock) and the loopback tcp server.
+void print_store_lines(const SweepConfig& sweep, const std::string& store_dir, const StorageInfo& store_dir_info) {
+  const bool loads = std::any_of(sweep.modes.begin(), sweep.modes.end(), [](const Mode& m) { return m.loads(); });
+  std::vector<std::pair<std::string, std::string>> dirs;  // directory, the sources that use it
+  const auto add = [&](const std::string& dir, const std::string& source) {
+    for (auto& [d, users] : dirs)
+      if (d == dir) {
+        users += cat(", ", source);
+        return;
+      }
+    dirs.emplace_back(dir, source);
+  };
+  for (const SourceSpec& spec : sweep.sources) {
+    if (spec.kind == SourceSpec::Kind::tcp && !spec.location.empty()) {
+      std::fprintf(stderr, "store: %s is read by the server at %s\n", spec.text().c_str(), spec.location.c_str());
+      continue;
+    }
+    add(spec.kind == SourceSpec::Kind::file && !spec.location.empty() ? spec.location : store_dir, spec.text());
+  }
+  if (dirs.empty() || !loads) dirs = {{store_dir, "the stores prepare writes"}};
+  for (const auto& [dir, users] : dirs) {
+    const StorageInfo info = dir == store_dir ? store_dir_info : probe_storage(dir);
+    std::fprintf(stderr, "store: %s (%s; %s, O_DIRECT %s, %s free)\n", dir.c_str(), users.c_str(), info.filesystem.c_str(),
+                 info.o_direct ? "yes" : "no", format_bytes(info.free_bytes).c_str());
+  }
+}
+
 }  // namespace
 
 void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
@@ -228,10 +267,14 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
     const StorageInfo storage = probe_storage(f.store_dir);
     BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, f.cpu_threads));
     std::fprintf(stderr, "backend: %s\n", choice.reason.c_str());
-    std::fprintf(stderr, "store: %s (%s, O_DIRECT %s, %s free)\n", f.store_dir.c_str(), storage.filesystem.c_str(),
-                 storage.o_direct ? "yes" : "no", format_bytes(storage.free_bytes).c_str());
+    print_store_lines(r.sweep, f.store_dir, storage);
 
     ProgressBar bar(f.quiet);
+    auto notices = std::make_shared<std::vector<std::string>>();
+    r.sweep.on_notice = [notices](const std::string& text) {
+      std::fprintf(stderr, "\nnote: %s\n", text.c_str());
+      notices->push_back(text);
+    };
     std::vector<PointResult> results =
         run_sweep(*choice.backend, r.sweep, [&bar](const SweepProgress& p) { bar.update(p); });
     bar.finish();
@@ -249,6 +292,7 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
     env["backend_reason"] = choice.reason;
     report.environment = env;
     report.config = config_json(f, r);
+    for (const std::string& n : *notices) report.config["notes"].push_back(n);
     bool all_verified = true;
     for (const PointResult& pr : results) {
       Point p = to_point(pr, r.model.name, choice.backend->name(), r.sweep);

@@ -66,7 +66,11 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_flag("--skip-bad", f.skip_bad, "Skip and count bad dataset/trace records instead of failing");
   cmd->add_option("--trace", f.trace, "Mooncake JSONL trace: replay its requests under FIFO queueing on one GPU");
   cmd->add_option("--time-scale", f.time_scale, "Scale trace arrival gaps (0.5 = twice the load)")->capture_default_str();
-  cmd->add_option("--chunk", f.chunk, "KV chunk sizes in tokens [default: 1024 GPU, 128 CPU]");
+  cmd->add_option("--chunk", f.chunk,
+                  "KV store chunk sizes in tokens: the load grain and the unit both lanes claim [default: 1024 GPU, 128 CPU]");
+  cmd->add_option("--compute-tokens", f.compute_tokens,
+                  "CPU backend: most tokens the compute lane prefills in one call, as a run of whole chunks (Cake "
+                  "shortens runs near the meet) [default: one chunk]");
   cmd->add_option("--store", f.store_dir, "KV store directory")->capture_default_str();
   cmd->add_option("--seed", f.seed, "Seed of the synthetic tokens (weights use the model's seed)")->capture_default_str();
   cmd->add_option("--cpu-threads", f.cpu_threads, "CPU backend threads (0 = all cores)")->capture_default_str();
@@ -88,6 +92,10 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--tcp-pipeline", f.tcp_pipeline, "Chunk requests in flight per TCP source")->capture_default_str();
   cmd->add_option("--inject-compute-delay-ms", f.inject_compute_delay_ms,
                   "Test hook: sleep this long after every computed chunk (regression checks)");
+  cmd->add_option("--inject-compute-slowdown", f.inject_compute_slowdown,
+                  "Test hook: the compute lane takes this many times as long per chunk (CI gate)");
+  cmd->add_option("--inject-load-slowdown", f.inject_load_slowdown,
+                  "Test hook: the throttle delivers the asked rate divided by this, labelled as asked (CI gate)");
   cmd->add_option("--inject-fault", f.inject_fault, "Test hook: these chunk indices fail to load (comma list)");
   cmd->add_option("--out", f.out_dir, "Output directory [default: ./cake-results/<timestamp>]");
   cmd->add_flag("-q,--quiet", f.quiet, "No progress bar");
@@ -114,6 +122,18 @@ Resolved resolve_run_flags(const RunFlags& f) {
   // 1722 ms in 1024 and 1704 ms in 2048 (results/h100/chunk-sizes): 2048 gains 1% and doubles the
   // granularity of the meet.
   s.chunk_tokens = parse_chunk_list(f.chunk.empty() ? (r.gpu ? "1024" : "128") : f.chunk);
+  // Two grains (--compute-tokens): the compute lane may prefill runs of several store chunks. A
+  // chunk's KV must come out bit-identical in every mode, whatever run it was computed in. The CPU
+  // backend computes every row alike whatever the call's size; cuBLAS picks its kernels by the
+  // number of rows and cuDNN builds a plan per shape, so on the GPU the compute grain is the chunk.
+  if (f.compute_tokens < 0) throw UsageError(cat("--compute-tokens must be positive, got ", f.compute_tokens));
+  if (r.gpu && f.compute_tokens > 0)
+    for (int32_t chunk : s.chunk_tokens)
+      if (f.compute_tokens / chunk > 1)
+        throw UsageError(cat("--compute-tokens ", f.compute_tokens, " would prefill runs of several ", chunk,
+                             "-token chunks on the GPU, where a chunk's KV then depends on the run it was computed in "
+                             "(cuBLAS picks kernels by row count), so modes could not be bit-exact; use a larger --chunk"));
+  s.compute_tokens = f.compute_tokens;
   if (!f.trace.empty()) {
     if (!f.context.empty() || !f.dataset.empty()) throw UsageError("give one of --trace, --dataset or --context");
     TraceOptions o;
@@ -181,6 +201,8 @@ Resolved resolve_run_flags(const RunFlags& f) {
   s.source_options.tcp_pipeline = f.tcp_pipeline;
   if (!f.inject_fault.empty()) s.source_options.inject_fail_chunks = parse_int_list(f.inject_fault, "inject-fault");
   s.inject_compute_delay_ms = f.inject_compute_delay_ms;
+  s.inject_compute_slowdown = f.inject_compute_slowdown;
+  s.inject_load_slowdown = f.inject_load_slowdown;
   if (f.inject_compute_delay_ms < 0) throw UsageError("--inject-compute-delay-ms must be >= 0");
   return r;
 }

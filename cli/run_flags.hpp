@@ -23,6 +23,7 @@ struct RunFlags {
   std::string context;          // "4k,16k", "1k..64k:x2", "lognormal:median=8k,p90=32k"
   std::string suffix;           // "128"
   std::string chunk;            // "512"
+  int compute_tokens = 0;       // 0: one chunk per compute call
   int requests_per_context = 1; // draws from a context distribution (--requests)
   std::string dataset;          // JSONL (LongBench/ShareGPT) or text file/dir
   std::string tokenizer;        // HuggingFace tokenizer.json (byte-level BPE); bytes without
@@ -50,6 +51,8 @@ struct RunFlags {
   int tcp_pipeline = 4;
   int cpu_threads = 0;
   double inject_compute_delay_ms = 0;
+  double inject_compute_slowdown = 1;
+  double inject_load_slowdown = 1;
   std::string inject_fault;     // "3,7": chunks the load lane fails
   std::string out_dir;
   bool quiet = false;

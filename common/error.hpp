@@ -41,16 +41,24 @@ inline std::string errno_text(int err) {
   return cat(std::strerror(err), " (errno ", err, ")");
 }
 
+// A failed call's error: EnvironmentError when the machine is out of space (ENOSPC, EDQUOT: the
+// README's exit code 3), Error otherwise.
+[[noreturn]] inline void throw_errno(std::string_view what, int err) {
+  const std::string message = cat(what, ": ", errno_text(err));
+  if (err == ENOSPC || err == EDQUOT) throw EnvironmentError(cat(message, ": no space left"));
+  throw Error(message);
+}
+
 // For syscalls that return -1 and set errno. Returns the result so it can wrap expressions.
 template <typename T>
 T check_sys(T result, std::string_view what) {
-  if (result < 0) throw Error(cat(what, ": ", errno_text(errno)));
+  if (result < 0) throw_errno(what, errno);
   return result;
 }
 
 // For liburing calls that return -errno.
 inline int check_neg_errno(int result, std::string_view what) {
-  if (result < 0) throw Error(cat(what, ": ", errno_text(-result)));
+  if (result < 0) throw_errno(what, -result);
   return result;
 }
 

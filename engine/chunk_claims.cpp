@@ -8,6 +8,7 @@ namespace cake {
 
 ChunkClaims::ChunkClaims(int chunks, int compute_limit, int load_floor, LoadOrder load_order)
     : owner_(static_cast<size_t>(chunks), Lane::none),
+      compute_done_(static_cast<size_t>(chunks), false),
       compute_limit_(compute_limit),
       load_floor_(load_floor),
       load_order_(load_order),
@@ -51,6 +52,49 @@ std::optional<int> ChunkClaims::peek_for_load() const {
   for (int i = std::max(front_, load_floor_); i <= back_; ++i)
     if (owner_[static_cast<size_t>(i)] == Lane::none) return i;
   return std::nullopt;
+}
+
+std::optional<ChunkClaims::Run> ChunkClaims::claim_run_for_compute(int max_count) {
+  if (max_count < 1) throw Error(cat("ChunkClaims: a compute run needs at least one chunk, got ", max_count));
+  std::lock_guard lock(mutex_);
+  if (compute_stood_down_) return std::nullopt;
+  while (front_ <= back_ && owner_[static_cast<size_t>(front_)] != Lane::none) ++front_;
+  if (front_ > back_ || front_ >= compute_limit_) return std::nullopt;
+  Run run{front_, 0};
+  while (run.count < max_count && front_ <= back_ && front_ < compute_limit_ &&
+         owner_[static_cast<size_t>(front_)] == Lane::none) {
+    owner_[static_cast<size_t>(front_++)] = Lane::compute;
+    ++run.count;
+  }
+  return run;
+}
+
+bool ChunkClaims::finish_compute(Run run) {
+  std::lock_guard lock(mutex_);
+  for (int c = run.first; c < run.first + run.count; ++c)
+    if (owner_.at(static_cast<size_t>(c)) != Lane::compute) return false;
+  for (int c = run.first; c < run.first + run.count; ++c) compute_done_[static_cast<size_t>(c)] = true;
+  return true;
+}
+
+bool ChunkClaims::take_over_from_compute(Run run) {
+  std::lock_guard lock(mutex_);
+  if (run.count < 1) return false;
+  for (int c = run.first; c < run.first + run.count; ++c)
+    if (owner_.at(static_cast<size_t>(c)) != Lane::compute || compute_done_[static_cast<size_t>(c)]) return false;
+  for (int c = run.first; c < run.first + run.count; ++c) owner_[static_cast<size_t>(c)] = Lane::load;
+  compute_stood_down_ = true;
+  return true;
+}
+
+bool ChunkClaims::compute_stood_down() const {
+  std::lock_guard lock(mutex_);
+  return compute_stood_down_;
+}
+
+int ChunkClaims::unclaimed() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<int>(std::count(owner_.begin(), owner_.end(), Lane::none));
 }
 
 Lane ChunkClaims::owner(int chunk) const {

@@ -23,6 +23,25 @@ class ChunkClaims {
   std::optional<int> claim_for_compute();
   std::optional<int> claim_for_load();
 
+  // A run of chunks for one compute call: up to `max_count` contiguous unclaimed chunks from the
+  // lowest one (it stops at a chunk the load lane holds and at compute_limit).
+  struct Run {
+    int first = 0;
+    int count = 0;
+    bool operator==(const Run&) const = default;
+  };
+  std::optional<Run> claim_run_for_compute(int max_count);
+  // The compute lane's run is done: true while it still owns the run, false when the load lane
+  // took it over meanwhile (then the load lane's copy is the one that counts).
+  bool finish_compute(Run run);
+  // The load lane takes over a run the compute lane holds but has not finished (it abandons the run
+  // at its next check), and the compute lane stands down: it claims nothing more, the load lane
+  // takes everything left. False when the compute lane finished the run or does not hold it.
+  bool take_over_from_compute(Run run);
+  bool compute_stood_down() const;
+  // Chunks neither lane holds.
+  int unclaimed() const;
+
   // The chunk claim_for_load() would return now, without claiming it.
   std::optional<int> peek_for_load() const;
 
@@ -32,6 +51,8 @@ class ChunkClaims {
  private:
   mutable std::mutex mutex_;
   std::vector<Lane> owner_;
+  std::vector<bool> compute_done_;  // per chunk: the compute lane finished it (no take-over after)
+  bool compute_stood_down_ = false;
   int compute_limit_;
   int load_floor_;
   LoadOrder load_order_;

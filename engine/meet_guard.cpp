@@ -1,50 +1,159 @@
 #include "engine/meet_guard.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 namespace cake {
+
+MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk) {
+  // Until the load lane has delivered a chunk its pace is unknown: it commits one chunk blind, no
+  // more (measured on an H100 at 1 Gbps, 32K context, 1024-token chunks: each blind chunk costs
+  // over a second, and two blind claims made Cake 30% slower than compute-only).
+  if (s.load_done == 0) return s.load_in_flight > 0 ? Verdict::later : Verdict::claim;
+  if (s.compute_done == 0) return Verdict::claim;
+  // The load lane's pace: chunks delivered so far over the time since t0 (pipeline fill included).
+  const double load_ns_per_chunk = static_cast<double>(s.load_last_done_ns) / s.load_done;
+  const double load_eta_ns = (s.load_in_flight + 1) * load_ns_per_chunk;
+  // The compute lane's: its last run's time per chunk for every chunk up to and including `chunk`.
+  // Chunks only get dearer with position, so this errs toward handing the chunk to the compute lane.
+  const double compute_eta_ns = static_cast<double>(chunk - s.compute_next + 1) * s.compute_chunk_ns;
+  return compute_eta_ns < load_eta_ns ? Verdict::stop : Verdict::claim;
+}
+
+MeetGuard::Takeover MeetGuard::judge_takeover(const State& s, int64_t now_ns, int unclaimed) {
+  if (s.compute_run_count == 0) return Takeover::leave;
+  if (s.load_done == 0) return Takeover::unknown;
+  // What is left of the run: from its layers so far when it has reported some, else from the last
+  // run's pace (a later run is never cheaper per chunk).
+  double remaining_ns = 0;
+  if (s.compute_layers > 0 && s.compute_layers_done > 0) {
+    const double per_layer = static_cast<double>(s.compute_progress_ns - s.compute_run_start_ns) / s.compute_layers_done;
+    remaining_ns = per_layer * (s.compute_layers - s.compute_layers_done) -
+                   static_cast<double>(now_ns - s.compute_progress_ns);
+  } else if (s.compute_chunk_ns > 0) {
+    remaining_ns = s.compute_chunk_ns * s.compute_run_count - static_cast<double>(now_ns - s.compute_run_start_ns);
+  } else {
+    return Takeover::unknown;
+  }
+  const double load_ns_per_chunk = static_cast<double>(s.load_last_done_ns) / s.load_done;
+  const double load_eta_ns = (s.load_in_flight + unclaimed + s.compute_run_count) * load_ns_per_chunk;
+  return load_eta_ns < remaining_ns ? Takeover::take : Takeover::leave;
+}
+
+int MeetGuard::run_length(const State& s, int unclaimed, int max_chunks) {
+  if (max_chunks <= 1 || unclaimed <= 1) return 1;
+  double share = unclaimed / 2.0;  // paces unknown: as if both lanes were equally fast
+  if (s.compute_chunk_ns > 0 && s.load_done > 0 && s.load_last_done_ns > 0) {
+    const double compute_rate = 1.0 / s.compute_chunk_ns;
+    const double load_rate = static_cast<double>(s.load_done) / static_cast<double>(s.load_last_done_ns);
+    share = unclaimed * compute_rate / (compute_rate + load_rate);
+  }
+  return std::clamp(static_cast<int>(std::floor(share / 2)), 1, max_chunks);
+}
 
 void MeetGuard::start(int64_t t0_ns) {
   std::lock_guard lock(mutex_);
   t0_ns_ = t0_ns;
 }
 
-void MeetGuard::compute_started(int chunk) {
-  std::lock_guard lock(mutex_);
-  compute_next_ = chunk;
+void MeetGuard::compute_started(int first, int count, int64_t now_ns) {
+  {
+    std::lock_guard lock(mutex_);
+    s_.compute_next = first;
+    s_.compute_run_count = count;
+    s_.compute_run_start_ns = now_ns - t0_ns_;
+    s_.compute_layers_done = 0;
+    s_.compute_progress_ns = s_.compute_run_start_ns;
+    ++compute_news_seq_;
+  }
+  compute_news_.notify_all();
 }
 
-void MeetGuard::compute_finished(int chunk, int64_t duration_ns) {
-  std::lock_guard lock(mutex_);
-  compute_next_ = chunk + 1;
-  compute_last_ns_ = duration_ns;
-  ++compute_done_;
+void MeetGuard::compute_progress(int layers_done, int layers, int64_t now_ns) {
+  {
+    std::lock_guard lock(mutex_);
+    s_.compute_layers = layers;
+    s_.compute_layers_done = layers_done;
+    s_.compute_progress_ns = now_ns - t0_ns_;
+    ++compute_news_seq_;
+  }
+  compute_news_.notify_all();
+}
+
+void MeetGuard::compute_finished(int first, int count, int64_t duration_ns) {
+  {
+    std::lock_guard lock(mutex_);
+    s_.compute_next = first + count;
+    s_.compute_run_count = 0;
+    s_.compute_chunk_ns = static_cast<double>(duration_ns) / std::max(count, 1);
+    s_.compute_done += count;
+    ++compute_news_seq_;
+  }
+  compute_news_.notify_all();
+}
+
+void MeetGuard::compute_abandoned() {
+  {
+    std::lock_guard lock(mutex_);
+    s_.compute_next += s_.compute_run_count;
+    s_.compute_run_count = 0;
+    ++compute_news_seq_;
+  }
+  compute_news_.notify_all();
+}
+
+void MeetGuard::compute_lane_done() {
+  {
+    std::lock_guard lock(mutex_);
+    s_.compute_run_count = 0;
+    compute_lane_done_ = true;
+    ++compute_news_seq_;
+  }
+  compute_news_.notify_all();
 }
 
 void MeetGuard::load_claimed() {
   std::lock_guard lock(mutex_);
-  ++load_in_flight_;
+  ++s_.load_in_flight;
 }
 
 void MeetGuard::load_finished(int64_t now_ns) {
   std::lock_guard lock(mutex_);
-  --load_in_flight_;
-  ++load_done_;
-  load_last_done_ns_ = now_ns;
+  --s_.load_in_flight;
+  ++s_.load_done;
+  s_.load_last_done_ns = now_ns - t0_ns_;
 }
 
 MeetGuard::Verdict MeetGuard::judge(int chunk) const {
   std::lock_guard lock(mutex_);
-  // Until the load lane has delivered a chunk its pace is unknown: it commits one chunk blind, no
-  // more (measured on an H100 at 1 Gbps, 32K context, 1024-token chunks: each blind chunk costs
-  // over a second, and two blind claims made Cake 30% slower than compute-only).
-  if (load_done_ == 0) return load_in_flight_ > 0 ? Verdict::later : Verdict::claim;
-  if (compute_done_ == 0) return Verdict::claim;
-  // The load lane's pace: chunks delivered so far over the time since t0 (pipeline fill included).
-  const double load_ns_per_chunk = static_cast<double>(load_last_done_ns_ - t0_ns_) / load_done_;
-  const double load_eta_ns = (load_in_flight_ + 1) * load_ns_per_chunk;
-  // The compute lane's: its last chunk's time for every chunk up to and including `chunk`. Chunks
-  // only get dearer with position, so this errs toward handing the chunk to the compute lane.
-  const double compute_eta_ns = static_cast<double>(chunk - compute_next_ + 1) * static_cast<double>(compute_last_ns_);
-  return compute_eta_ns < load_eta_ns ? Verdict::stop : Verdict::claim;
+  return judge(s_, chunk);
+}
+
+MeetGuard::Takeover MeetGuard::judge_takeover(int64_t now_ns, int unclaimed) const {
+  std::lock_guard lock(mutex_);
+  return judge_takeover(s_, now_ns - t0_ns_, unclaimed);
+}
+
+int MeetGuard::run_length(int unclaimed, int max_chunks) const {
+  std::lock_guard lock(mutex_);
+  return run_length(s_, unclaimed, max_chunks);
+}
+
+std::optional<MeetGuard::Run> MeetGuard::compute_run() const {
+  std::lock_guard lock(mutex_);
+  if (s_.compute_run_count == 0 || compute_lane_done_) return std::nullopt;
+  return Run{s_.compute_next, s_.compute_run_count};
+}
+
+int MeetGuard::load_in_flight() const {
+  std::lock_guard lock(mutex_);
+  return s_.load_in_flight;
+}
+
+void MeetGuard::wait_for_compute_news() {
+  std::unique_lock lock(mutex_);
+  const int64_t seen = compute_news_seq_;
+  compute_news_.wait(lock, [&] { return compute_news_seq_ != seen || compute_lane_done_; });
 }
 
 }  // namespace cake

@@ -6,39 +6,94 @@
 // 1 Gbps, 32K context: the unguarded meet made Cake 40% slower than compute-only). So before each
 // claim the load lane asks: would the compute lane, at its current pace, reach and finish this
 // chunk before the load lane can deliver it? If so it stops claiming and the compute lane takes
-// the rest. Both estimates are measured online; there is still no split parameter and no tuning.
+// the rest.
+//
+// The other way round: when loading is fast (the whole prefix arrives before the compute lane's
+// first run is done) the load lane, once nothing is left to claim, may take over the run the
+// compute lane is still on, if it can deliver it before the compute lane would finish it. The
+// compute lane abandons that run at its next layer boundary (ComputeBackend::LayerGate).
+//
+// And the grain: the compute lane prefills runs of store chunks (GEMMs like many rows) and picks
+// each run's length here: long far from the meet, one chunk near it.
+//
+// Every estimate is measured online; there is no split parameter and no tuning. The arithmetic
+// takes its inputs as a State so that tests can drive it with tables (tests/engine/test_meet_guard).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 
 namespace cake {
 
 class MeetGuard {
  public:
-  // The request's t0; call before either lane reports.
-  void start(int64_t t0_ns);
-
-  void compute_started(int chunk);
-  void compute_finished(int chunk, int64_t duration_ns);
-  void load_claimed();
-  void load_finished(int64_t now_ns);
+  // What the guard has measured; every time in ns since the request's t0.
+  struct State {
+    // Compute lane.
+    int compute_next = 0;              // first chunk of the run it is on (or will take next)
+    int compute_run_count = 0;         // chunks in that run; 0: no run in progress
+    int64_t compute_run_start_ns = 0;
+    int compute_layers = 0;            // layers per call (0: not reported)
+    int compute_layers_done = 0;       // of the run in progress, as last reported
+    int64_t compute_progress_ns = 0;   // when it was reported
+    double compute_chunk_ns = 0;       // per chunk, of its last finished run (0: none finished yet)
+    int compute_done = 0;              // chunks it finished
+    // Load lane.
+    int load_in_flight = 0;
+    int load_done = 0;
+    int64_t load_last_done_ns = 0;
+  };
 
   enum class Verdict { claim, later, stop };
   // stop: the compute lane, at its pace, would finish `chunk` before the load lane could deliver
   // it. later: the load lane has not delivered anything yet and already holds a chunk: it commits
   // one chunk blind, no more, until its pace is known.
+  static Verdict judge(const State& s, int chunk);
+
+  enum class Takeover { take, leave, unknown };
+  // Should the load lane take over the compute lane's run in progress (and the compute lane stand
+  // down)? take: the load lane alone would deliver everything still to come (`unclaimed` chunks,
+  // those in flight, and the run) before the compute lane, at its pace so far, finishes the run;
+  // unknown: a pace is not known yet (ask again once the compute lane reports progress).
+  static Takeover judge_takeover(const State& s, int64_t now_ns, int unclaimed);
+
+  // Chunks for the compute lane's next run, of at most `max_chunks`, with `unclaimed` chunks left:
+  // about half of its expected share of them (its pace against the load lane's), so runs shrink
+  // toward one chunk as the lanes close in.
+  static int run_length(const State& s, int unclaimed, int max_chunks);
+
+  // ---- the live guard of one request (thread-safe) ----
+  void start(int64_t t0_ns);
+  void compute_started(int first, int count, int64_t now_ns);
+  void compute_progress(int layers_done, int layers, int64_t now_ns);
+  void compute_finished(int first, int count, int64_t duration_ns);
+  void compute_abandoned();   // its run was taken over
+  void compute_lane_done();   // no more runs
+  void load_claimed();
+  void load_finished(int64_t now_ns);
+
   Verdict judge(int chunk) const;
+  Takeover judge_takeover(int64_t now_ns, int unclaimed) const;
+  int run_length(int unclaimed, int max_chunks) const;
+  // The compute lane's run in progress, if any.
+  struct Run {
+    int first = 0;
+    int count = 0;
+  };
+  std::optional<Run> compute_run() const;
+  int load_in_flight() const;
+  // Waits until the compute lane reports progress, finishes or gives up its run, or ends.
+  void wait_for_compute_news();
 
  private:
   mutable std::mutex mutex_;
+  std::condition_variable compute_news_;
+  int64_t compute_news_seq_ = 0;
+  bool compute_lane_done_ = false;
   int64_t t0_ns_ = 0;
-  int compute_next_ = 0;              // the chunk the compute lane is on (or will take next)
-  int64_t compute_last_ns_ = 0;       // duration of its last chunk
-  int compute_done_ = 0;
-  int load_in_flight_ = 0;
-  int load_done_ = 0;
-  int64_t load_last_done_ns_ = 0;
+  State s_;
 };
 
 }  // namespace cake

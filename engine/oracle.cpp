@@ -25,8 +25,12 @@ int best_static_split(const std::vector<double>& compute_ms, double load_ms_per_
 
 std::vector<double> compute_ms_per_chunk(const RequestOutcome& run) {
   std::vector<double> ms(static_cast<size_t>(run.chunks_total), -1.0);
+  // A run of several chunks (the compute lane's grain) is shared evenly among its chunks: the
+  // oracle splits at the store's grain, as Cake claims.
   for (const ChunkEvent& e : run.timeline)
-    if (e.lane == Lane::compute) ms[static_cast<size_t>(e.chunk)] = ns_to_ms(e.end_ns - e.start_ns);
+    if (e.lane == Lane::compute && e.ok)
+      for (int c = e.chunk; c < e.chunk + e.chunks; ++c)
+        ms.at(static_cast<size_t>(c)) = ns_to_ms(e.end_ns - e.start_ns) / e.chunks;
   for (size_t i = 0; i < ms.size(); ++i)
     if (ms[i] < 0) throw Error(cat("oracle: chunk ", i, " was not computed in the ", run.mode, " run it was given"));
   return ms;

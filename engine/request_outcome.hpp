@@ -14,9 +14,13 @@ namespace cake {
 // One chunk's life on one lane, times in ns from the request's t0.
 struct ChunkEvent {
   int chunk = -1;
+  int chunks = 1;                // compute: chunks in this run [chunk, chunk + chunks); load: 1
   Lane lane = Lane::none;
   bool ok = true;
   bool recovered = false;        // computed after the load lane reported it failed
+  // compute: the run was abandoned at a layer boundary and taken over by the load lane;
+  // load: this chunk was taken over from the compute lane.
+  bool taken_over = false;
   int64_t claim_ns = 0;          // taken by the lane
   int64_t start_ns = 0;          // compute: launch; load: first read issued
   int64_t end_ns = 0;            // compute: KV written; load: resident in the KV cache
@@ -33,6 +37,7 @@ struct RequestOutcome {
   int chunks_computed = 0;       // by the compute lane in its normal course
   int chunks_loaded = 0;         // resident from the load lane
   int chunks_recovered = 0;      // failed loads computed instead
+  int chunks_taken_over = 0;     // of chunks_loaded: taken over from the compute lane mid-run
   std::vector<std::string> recovery_reasons;
   uint64_t bytes_loaded = 0;
   double load_busy_ms = 0;       // first claim to last resident, over the chunks it delivered (0: none)
@@ -45,6 +50,7 @@ struct RequestOutcome {
   double suffix_end_ms = 0;
   FirstToken first_token;
   std::string source_description;
+  std::optional<double> cpu_probe_ms;  // CPU backend: common/cpu_probe.hpp, timed just before t0
   std::vector<ChunkEvent> timeline;
 };
 

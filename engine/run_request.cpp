@@ -5,9 +5,11 @@
 #include <cstdlib>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "common/clock.hpp"
@@ -67,9 +69,10 @@ Limits limits_for(const Mode& mode, int n) {
   throw Error("unknown mode");
 }
 
-std::span<const int32_t> chunk_tokens_of(const Request& request, int chunk, int32_t chunk_tokens) {
-  const int64_t first = static_cast<int64_t>(chunk) * chunk_tokens;
-  const int64_t last = std::min<int64_t>(first + chunk_tokens, static_cast<int64_t>(request.prefix.size()));
+std::span<const int32_t> run_tokens_of(const Request& request, ChunkClaims::Run run, int32_t chunk_tokens) {
+  const int64_t first = static_cast<int64_t>(run.first) * chunk_tokens;
+  const int64_t last =
+      std::min<int64_t>(static_cast<int64_t>(run.first + run.count) * chunk_tokens, static_cast<int64_t>(request.prefix.size()));
   return std::span<const int32_t>(request.prefix).subspan(static_cast<size_t>(first), static_cast<size_t>(last - first));
 }
 
@@ -108,7 +111,66 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
   int64_t t0 = 0;
   MeetGuard guard;  // cake only: see engine/meet_guard.hpp
   const bool guarded = mode.kind == ModeKind::cake;
+  std::set<int> taken_over_chunks;   // guarded by events_mutex
+  std::deque<int> takeover_queue;    // load thread only: taken-over chunks still to claim
+  auto taken_over_chunks_contain = [&](int chunk) {
+    std::lock_guard lock(events_mutex);
+    return taken_over_chunks.contains(chunk);
+  };
 
+  // Cake's load claims. While the compute lane runs: the meet guard's verdict on the next chunk, and
+  // a take-over of the compute lane's run when the load lane alone would deliver everything still to
+  // come sooner (MeetGuard::judge_takeover); then the compute lane stands down and the load lane
+  // takes all that is left. A taken-over chunk is loaded last, once the compute lane has stopped
+  // writing it (a CPU layer rewrites its K rows in place, so an early copy could be overwritten).
+  auto steal_compute_run = [&](int unclaimed) -> bool {
+    const std::optional<MeetGuard::Run> run = guard.compute_run();
+    if (!run || guard.judge_takeover(now_ns(), unclaimed) != MeetGuard::Takeover::take) return false;
+    if (!claims.take_over_from_compute(ChunkClaims::Run{run->first, run->count})) return false;
+    {
+      std::lock_guard lock(events_mutex);
+      for (int c = run->first; c < run->first + run->count; ++c) taken_over_chunks.insert(c);
+    }
+    for (int c = run->first + run->count - 1; c >= run->first; --c) takeover_queue.push_back(c);
+    return true;
+  };
+  auto next_taken_over = [&]() -> std::optional<int> {
+    if (takeover_queue.empty()) return std::nullopt;
+    while (guard.compute_run() && taken_over_chunks_contain(guard.compute_run()->first)) guard.wait_for_compute_news();
+    const int chunk = takeover_queue.front();
+    takeover_queue.pop_front();
+    guard.load_claimed();
+    return chunk;
+  };
+  auto guarded_load_claim = [&]() -> std::optional<int> {
+    if (!claims.compute_stood_down()) steal_compute_run(claims.unclaimed());
+    if (claims.compute_stood_down()) {
+      if (const std::optional<int> chunk = claims.claim_for_load()) {
+        guard.load_claimed();
+        return chunk;
+      }
+      return next_taken_over();
+    }
+    if (const std::optional<int> next = claims.peek_for_load()) {
+      const MeetGuard::Verdict verdict = guard.judge(*next);
+      if (verdict == MeetGuard::Verdict::stop) return std::nullopt;
+      if (verdict == MeetGuard::Verdict::later) return LoadPipeline::kClaimLater;
+      const std::optional<int> chunk = claims.claim_for_load();
+      if (chunk) guard.load_claimed();
+      return chunk;
+    }
+    // Nothing left to claim: the last chance of a take-over comes when the last chunk in flight has
+    // landed (the compute lane's remaining time only shrinks; the load lane's pace is best known).
+    if (guard.load_in_flight() > 0) return LoadPipeline::kClaimLater;
+    for (;;) {
+      if (abort_loads.load() || !guard.compute_run()) return std::nullopt;
+      if (steal_compute_run(0)) return next_taken_over();
+      const MeetGuard::Takeover verdict = guard.judge_takeover(now_ns(), 0);
+      if (verdict == MeetGuard::Takeover::leave) return std::nullopt;
+      if (verdict == MeetGuard::Takeover::unknown) guard.wait_for_compute_news();
+      // take, but the run finished meanwhile: look at what the compute lane does now
+    }
+  };
   StartGate gate;
   std::thread load_thread;
   const bool use_load_lane = mode.loads() && n > 0;
@@ -123,16 +185,8 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
             load->key,
             [&]() -> std::optional<int> {
               if (abort_loads.load()) return std::nullopt;
-              if (guarded) {
-                const std::optional<int> next = claims.peek_for_load();
-                if (!next) return std::nullopt;
-                const MeetGuard::Verdict verdict = guard.judge(*next);
-                if (verdict == MeetGuard::Verdict::stop) return std::nullopt;
-                if (verdict == MeetGuard::Verdict::later) return LoadPipeline::kClaimLater;
-              }
-              const std::optional<int> chunk = claims.claim_for_load();
-              if (chunk) guard.load_claimed();
-              return chunk;
+              if (guarded) return guarded_load_claim();
+              return claims.claim_for_load();
             },
             [&](const LoadedChunk& c) {
               guard.load_finished(now_ns());
@@ -148,6 +202,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
               e.bytes = c.ok ? c.bytes : 0;
               e.error = c.error;
               std::lock_guard lock(events_mutex);
+              e.taken_over = taken_over_chunks.contains(c.chunk);
               load_events.push_back(std::move(e));
               if (!c.ok) failed_chunks.push_back(c.chunk);
             });
@@ -180,34 +235,84 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
   guard.start(t0);
   gate.open();
 
-  auto compute_chunk = [&](int chunk, bool recovered) {
-    NvtxRange range(cat(recovered ? "recompute c=" : "compute c=", chunk));
+  const int layers = backend.model().layers;
+  // One compute call over chunks [run.first, run.first + run.count). Returns false when the run was
+  // taken over by the load lane (abandoned at a layer boundary, or finished too late to count).
+  auto compute_run = [&](ChunkClaims::Run run, bool recovered) -> bool {
+    NvtxRange range(cat(recovered ? "recompute c=" : "compute c=", run.first, run.count > 1 ? cat("+", run.count) : ""));
     ChunkEvent e;
-    e.chunk = chunk;
+    e.chunk = run.first;
+    e.chunks = run.count;
     e.lane = Lane::compute;
     e.recovered = recovered;
     e.claim_ns = e.start_ns = now_ns() - t0;
-    if (!recovered) guard.compute_started(chunk);
-    backend.prefill_chunk(chunk_tokens_of(request, chunk, options.chunk_tokens),
-                          static_cast<int64_t>(chunk) * options.chunk_tokens);
+    if (!recovered) guard.compute_started(run.first, run.count, now_ns());
+    const auto tokens = run_tokens_of(request, run, options.chunk_tokens);
+    const int64_t first_pos = static_cast<int64_t>(run.first) * options.chunk_tokens;
+    bool completed = true;
+    if (guarded && !recovered) {
+      int last_layer = -1;
+      completed = backend.prefill_chunk_gated(tokens, first_pos, [&](int layer) {
+        if (layer != last_layer) guard.compute_progress(layer, layers, now_ns());
+        last_layer = layer;
+        return claims.owner(run.first) == Lane::compute;
+      });
+    } else {
+      backend.prefill_chunk(tokens, first_pos);
+    }
     backend.synchronize();
-    if (options.inject_compute_delay_ms > 0)
+    if (completed && options.inject_compute_delay_ms > 0)
       std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options.inject_compute_delay_ms));
+    if (completed && options.inject_compute_slowdown > 1) {
+      const int64_t took_ns = now_ns() - t0 - e.start_ns;
+      std::this_thread::sleep_for(std::chrono::nanoseconds(
+          static_cast<int64_t>(static_cast<double>(took_ns) * (options.inject_compute_slowdown - 1))));
+    }
     e.end_ns = now_ns() - t0;
-    if (!recovered) guard.compute_finished(chunk, e.end_ns - e.start_ns);
+    if (!recovered) {
+      if (completed && claims.finish_compute(run)) {
+        guard.compute_finished(run.first, run.count, e.end_ns - e.start_ns);
+      } else {
+        completed = false;
+        e.ok = false;
+        e.taken_over = true;
+        guard.compute_abandoned();
+      }
+    }
     compute_events.push_back(e);
+    return completed;
   };
 
-  while (const std::optional<int> chunk = claims.claim_for_compute()) compute_chunk(*chunk, false);
+  {
+    // The load lane may wait on the compute lane's news (a take-over decision): tell it when this
+    // lane is done, on every path out.
+    struct LaneDone {
+      MeetGuard& guard;
+      ~LaneDone() { guard.compute_lane_done(); }
+    } lane_done{guard};
+    const int max_run = std::max<int32_t>(options.compute_max_chunks, 1);
+    for (;;) {
+      const int length = guarded ? guard.run_length(claims.unclaimed(), max_run) : max_run;
+      const std::optional<ChunkClaims::Run> run = claims.claim_run_for_compute(length);
+      if (!run) break;
+      compute_run(*run, false);
+    }
+  }
   const int64_t compute_done_ns = now_ns() - t0;
 
   if (load_thread.joinable()) load_thread.join();
   if (load_error) std::rethrow_exception(load_error);
+  // A store that cannot be opened would turn every load into a compute behind a loading mode's
+  // label: no number is reported for it (the sweep validates and rebuilds local stores before t0,
+  // so this is a remote store, or one that broke since).
+  if (load != nullptr && load->pipeline != nullptr && !load->pipeline->open_error().empty())
+    throw Error(cat("mode ", mode.name(), ": the load lane could not open its store (", load->source_description,
+                    "): ", load->pipeline->open_error(), "; no TTFT is reported for a store that cannot load"));
 
   // Failed loads: computed in ascending order, after every other chunk is resident, so each one
   // attends to a complete cache before it.
   std::sort(failed_chunks.begin(), failed_chunks.end());
-  for (int chunk : failed_chunks) compute_chunk(chunk, true);
+  for (int chunk : failed_chunks) compute_run(ChunkClaims::Run{chunk, 1}, true);
 
   out.suffix_start_ms = ns_to_ms(now_ns() - t0);
   {
@@ -234,7 +339,12 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
       out.recovery_reasons.push_back(e.error);
     }
   }
-  for (const ChunkEvent& e : compute_events) (e.recovered ? out.chunks_recovered : out.chunks_computed)++;
+  for (const ChunkEvent& e : compute_events) {
+    if (e.recovered) out.chunks_recovered += e.chunks;
+    else if (!e.taken_over) out.chunks_computed += e.chunks;
+  }
+  for (const ChunkEvent& e : load_events)
+    if (e.ok && e.taken_over) ++out.chunks_taken_over;
   if (out.chunks_loaded > 0) out.load_busy_ms = ns_to_ms(load_last_ns - load_first_ns);
   if (out.bytes_loaded > 0 && load_last_ns > load_first_ns)
     out.load_gbps = static_cast<double>(out.bytes_loaded) * 8.0 / static_cast<double>(load_last_ns - load_first_ns);

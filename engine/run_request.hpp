@@ -32,9 +32,18 @@ struct LoadLane {
 };
 
 struct RequestOptions {
+  // The store's chunk: the load lane's grain and the unit every claim is made in.
   int32_t chunk_tokens = 512;
+  // The compute lane prefills runs of up to this many chunks in one call (GEMM efficiency wants
+  // many rows; the load grain wants small chunks). Compute-only, split and oracle take full runs;
+  // Cake picks each run's length online (MeetGuard::run_length), shorter near the meet. Only for
+  // backends whose per-row results do not depend on the call's size (the CLI allows it on the CPU).
+  int32_t compute_max_chunks = 1;
   // Test hook for regression checks: sleep this long in the compute lane after every chunk.
   double inject_compute_delay_ms = 0;
+  // Test hook for the CI gate: the compute lane takes this many times as long per chunk (it sleeps
+  // (factor - 1) x the chunk's measured time after it), a real 2x lane slowdown whatever the CPU.
+  double inject_compute_slowdown = 1;
 };
 
 // Chunks of `prefix_tokens` tokens in chunks of `chunk_tokens` (the last may be short).

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <vector>
 
+#include <fcntl.h>
+
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "engine/kv_snapshot.hpp"
 #include "loaders/store_file.hpp"
 
@@ -44,6 +47,17 @@ StoreHeader write_store_from_cache(const ComputeBackend& backend, const StoreKey
     writer.write_chunk(static_cast<int>(i), payload);
   }
   return writer.finish();
+}
+
+std::string store_problem(const std::string& path, const StoreKey& key) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return cat("opening ", path, ": ", errno_text(errno));
+  try {
+    validate_store_key(read_store_header(fd.get(), path), key, path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 StoreHeader prepare_store(ComputeBackend& backend, const Request& request, int32_t chunk_tokens, const std::string& path) {

@@ -18,6 +18,11 @@ StoreKey store_key_for(const ComputeBackend& backend, const Request& request, in
 // compute-only run of the same request) to `path`. Returns the header written.
 StoreHeader write_store_from_cache(const ComputeBackend& backend, const StoreKey& key, const std::string& path);
 
+// Why the store at `path` cannot serve `key`, as the load lane would find at open (header
+// validation and key), or "" when it can. Chunk payloads are not read: a bad chunk is found by its
+// checksum during the request, fails alone and is recovered (and the point says so).
+std::string store_problem(const std::string& path, const StoreKey& key);
+
 // Computes the prefix (chunked) and writes its store to `path`.
 StoreHeader prepare_store(ComputeBackend& backend, const Request& request, int32_t chunk_tokens, const std::string& path);
 

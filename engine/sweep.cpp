@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "common/cpu_probe.hpp"
 #include "common/error.hpp"
 #include "common/units.hpp"
 #include "engine/kv_snapshot.hpp"
@@ -56,18 +57,34 @@ class Sweep {
   RequestOptions request_options(int32_t chunk) const {
     RequestOptions o;
     o.chunk_tokens = chunk;
+    o.compute_max_chunks = std::max(1, config_.compute_tokens / chunk);
     o.inject_compute_delay_ms = config_.inject_compute_delay_ms;
+    o.inject_compute_slowdown = config_.inject_compute_slowdown;
     return o;
   }
 
   RequestOutcome run_one(const Request& request, const Mode& mode, int32_t chunk, const SourceSpec* spec,
                          const StoreKey& key, Throttle* throttle) {
     if (config_.verify != VerifyLevel::off) backend_.poison_kv_cache();
-    if (!mode.loads()) return run_request(backend_, request, mode, request_options(chunk), nullptr);
-    std::unique_ptr<KvSource> source = provider_.make(*spec, key, throttle);
-    LoadPipeline pipeline(*source, backend_.kv_cache(), chunk, LoadPipelineOptions{config_.staging_slots});
-    LoadLane lane{&pipeline, throttle, key, source->describe()};
-    return run_request(backend_, request, mode, request_options(chunk), &lane);
+    // The CPU's speed of the moment, right before the request (off its clock): see cpu_probe.hpp.
+    std::optional<double> probe_ms;
+    if (backend_.name() == "cpu") probe_ms = cpu_probe_ms();
+    RequestOutcome out;
+    if (!mode.loads()) {
+      out = run_request(backend_, request, mode, request_options(chunk), nullptr);
+    } else {
+      std::unique_ptr<KvSource> source = provider_.make(*spec, key, throttle);
+      LoadPipeline pipeline(*source, backend_.kv_cache(), chunk, LoadPipelineOptions{config_.staging_slots});
+      LoadLane lane{&pipeline, throttle, key, source->describe()};
+      out = run_request(backend_, request, mode, request_options(chunk), &lane);
+    }
+    out.cpu_probe_ms = probe_ms;
+    return out;
+  }
+
+  std::unique_ptr<Throttle> throttle_for(std::optional<double> bw) const {
+    if (bw && config_.inject_load_slowdown > 1) bw = *bw / config_.inject_load_slowdown;
+    return make_throttle(bw, config_.bandwidth_trace);
   }
 
   // Token check every repetition; KV of every prefix chunk on the first measured one (full).
@@ -105,8 +122,20 @@ class Sweep {
     const StoreKey key = store_key_for(backend_, request, chunk);
     if (!loading_modes(config_).empty() && !request.prefix.empty()) {
       for (const SourceSpec& spec : config_.sources) {
+        // A remote server's store is the server's: it validates it at open, and a failure there
+        // fails the request (no number is reported for a source that cannot load).
+        if (spec.kind == SourceSpec::Kind::tcp && !spec.location.empty()) continue;
         const std::string path = provider_.store_path_for(spec, key);
-        if (std::filesystem::exists(path)) continue;
+        if (std::filesystem::exists(path)) {
+          const std::string problem = store_problem(path, key);
+          if (problem.empty()) continue;
+          // Never let a broken store turn every load into a compute behind an `io` label: it is
+          // rebuilt from the reference run's KV cache (bit-exact with compute), and the user told.
+          if (config_.on_notice)
+            config_.on_notice(cat("store ", path, " failed validation (", problem,
+                                  "); rebuilt from the compute-only reference run"));
+          std::filesystem::remove(path);
+        }
         tick(cat(ctx, ": writing store ", path), false);
         std::filesystem::create_directories(std::filesystem::path(path).parent_path());
         write_store_from_cache(backend_, key, path);
@@ -139,7 +168,7 @@ class Sweep {
     for (const SourceSpec& spec : config_.sources) {
       for (const std::optional<double>& bw : bandwidths) {
         const std::string group = cat(ctx, " ", spec.text(), " ", throttle_text(config_, bw));
-        std::unique_ptr<Throttle> throttle = make_throttle(bw, config_.bandwidth_trace);
+        std::unique_ptr<Throttle> throttle = throttle_for(bw);
         if (compute_point) {
           PointResult p = *compute_point;
           p.source = spec.text();
@@ -212,6 +241,8 @@ int sweep_run_count(const SweepConfig& c) {
 std::vector<PointResult> run_sweep(ComputeBackend& backend, const SweepConfig& config, const ProgressFn& progress) {
   if (config.repeat < 1) throw UsageError(cat("--repeat must be at least 1, got ", config.repeat));
   if (config.warmup < 0) throw UsageError(cat("--warmup must be at least 0, got ", config.warmup));
+  if (!(config.inject_compute_slowdown >= 1) || !(config.inject_load_slowdown >= 1))
+    throw UsageError("--inject-compute-slowdown and --inject-load-slowdown must be at least 1");
   return Sweep(backend, config, progress).run();
 }
 

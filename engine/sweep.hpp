@@ -28,7 +28,8 @@ VerifyLevel parse_verify_level(std::string_view text);
 
 struct SweepConfig {
   std::vector<Request> requests;               // one per context (synthetic or from a dataset)
-  std::vector<int32_t> chunk_tokens{512};
+  std::vector<int32_t> chunk_tokens{512};     // the store's chunk (load grain, claim unit)
+  int32_t compute_tokens = 0;                 // most tokens per compute call, as whole chunks (0: one chunk)
   std::vector<Mode> modes;
   std::vector<std::optional<double>> bandwidths{std::nullopt};  // bytes/s; nullopt = unlimited
   std::string bandwidth_trace;                 // CSV t_ms,gbps; replaces the constant rates
@@ -40,6 +41,14 @@ struct SweepConfig {
   int staging_slots = 2;
   SourceOptions source_options;
   double inject_compute_delay_ms = 0;
+  // Test hooks for the CI gate (scripts/ci_regression.sh): a lane made this many times slower.
+  // Compute: see RequestOptions. Load: the throttle runs at rate / factor while the point keeps
+  // the rate it was asked for, i.e. a loader that delivers less than it claims.
+  double inject_compute_slowdown = 1;
+  double inject_load_slowdown = 1;
+  // Told of what the user must know but that is no error (a store rebuilt because it failed
+  // validation); may be empty.
+  std::function<void(const std::string&)> on_notice;
 };
 
 struct PointResult {

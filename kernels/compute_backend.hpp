@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,6 +39,17 @@ class ComputeBackend {
   // [first_pos, first_pos + n). May return before the work is done (CUDA: queued on the compute
   // stream); synchronize() waits. Calls are ordered among themselves.
   virtual void prefill_chunk(std::span<const int32_t> tokens, int64_t first_pos) = 0;
+  // Asked before each layer l (0-based) of a gated prefill: true to go on, false to abandon the call
+  // there. On a GPU the question is asked as layers are queued, a layer or two ahead of the device.
+  using LayerGate = std::function<bool(int layer)>;
+  // prefill_chunk that may be abandoned at a layer boundary: returns false when `gate` said stop
+  // (layers before it have written their KV; no later layer runs: the caller hands the chunk to a
+  // lane that writes all of it). A backend that cannot stop early runs every layer and returns true.
+  virtual bool prefill_chunk_gated(std::span<const int32_t> tokens, int64_t first_pos, const LayerGate& gate) {
+    (void)gate;
+    prefill_chunk(tokens, first_pos);
+    return true;
+  }
   // Returns when every queued prefill has written its KV.
   virtual void synchronize() = 0;
   // Runs the suffix at [first_pos, first_pos + n) over the whole cache (writing its KV too),

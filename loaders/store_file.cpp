@@ -172,7 +172,7 @@ void pwrite_full(int fd, const std::byte* buf, uint64_t bytes, uint64_t offset, 
     const ssize_t n = ::pwrite(fd, buf + done, bytes - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw Error(cat(what, ": pwrite at byte ", offset + done, ": ", errno_text(errno)));
+      throw_errno(cat(what, ": pwrite at byte ", offset + done), errno);
     }
     if (n == 0) throw Error(cat(what, ": pwrite at byte ", offset + done, " wrote nothing"));
     done += static_cast<uint64_t>(n);
@@ -312,7 +312,7 @@ StoreWriter::StoreWriter(const std::string& path, StoreHeader header) : impl_(st
   std::random_device entropy;
   impl_->temp_path = cat(path, ".tmp-", ::getpid(), "-", hex64((uint64_t{entropy()} << 32) | entropy()));
   impl_->fd.reset(::open(impl_->temp_path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644));
-  if (!impl_->fd.valid()) throw Error(cat("creating store ", impl_->temp_path, ": ", errno_text(errno)));
+  if (!impl_->fd.valid()) throw_errno(cat("creating store ", impl_->temp_path), errno);
   impl_->header_bytes = header_bytes_for(header);
   impl_->next_offset = impl_->header_bytes;
   impl_->header = std::move(header);

@@ -23,17 +23,37 @@ struct ComparePolicy {
   bool ratios_only = false;             // compare only within-run ratios (CI on shared machines)
   bool allow_env_change = false;        // compare even when the GPU names differ
   bool fail_on_missing = false;         // a point present on one side only counts as a failure
+  // Only these metrics are compared (names as in MetricComparison::metric, e.g. "compute/probe");
+  // empty: all of them but io/ideal. "verified" is always compared.
+  std::vector<std::string> metrics;
 
   bool operator==(const ComparePolicy&) const = default;
 };
 
 // The policy file: every key optional, unknown keys refused (a typo must not silently do nothing):
 // {"threshold_pct": {"ttft_ms": 10, "ratio": 10, "load_gbps": 10}, "alpha": 0.05,
-//  "ratios_only": false, "allow_env_change": false, "fail_on_missing": false}
+//  "ratios_only": false, "allow_env_change": false, "fail_on_missing": false, "metrics": ["cake/best"]}
 // "threshold_pct" may also be one number for all metrics. Starts from `defaults`.
 ComparePolicy parse_policy(const nlohmann::json& j, const std::string& origin, ComparePolicy defaults = {});
 ComparePolicy read_policy(const std::string& path, ComparePolicy defaults = {});  // UsageError
 nlohmann::json policy_to_json(const ComparePolicy& policy);
+
+// Within-run ratios, each of which cancels something that differs between machines or moments:
+//   cake/compute, cake/io, cake/oracle  Cake against the other modes of the same run;
+//   cake/best      Cake over the better of compute-only and I/O-only (Cake's promise: <= 1); it
+//                  moves with the lanes' relative speed (0.5 when they are equal, 1 when one is far
+//                  faster), so it does not hold across machines;
+//   cake/parallel  Cake over 1 / (1/compute + 1/io), the time two lanes that shared the prefix
+//                  perfectly would take: Cake's scheduling loss, whatever the lanes' speeds;
+//   compute/probe  the fastest compute-only TTFT over the fastest CPU speed probe of the same
+//                  repetitions (CPU backend only): the compute lane's speed with the machine's
+//                  speed divided out;
+//   io/ideal       the fastest I/O-only TTFT over the time its bytes take at the throttle's rate
+//                  (throttled points only): the load lane's efficiency, independent of the CPU.
+inline constexpr const char* kRatioMetrics[] = {"cake/compute", "cake/io",       "cake/oracle", "cake/best",
+                                                "cake/parallel", "compute/probe", "io/ideal"};
+// Throws UsageError naming the known metrics when `name` is none of them (nor ttft_ms, load_gbps).
+void check_metric_name(const std::string& name);
 
 enum class Verdict { improved, unchanged, regressed };
 
@@ -43,6 +63,7 @@ enum class TestUsed {
   bands,                // too few repetitions for the U test to reach alpha: [p10, p90] must not overlap
   threshold_only,       // one value a side, no spread known (load_gbps): the threshold alone decides
   flag,                 // a yes/no metric (verified)
+  minimum,              // lane speeds (compute/probe, io/ideal): the fastest repetitions' ratio, threshold decides
 };
 
 const char* to_string(Verdict v);
@@ -51,7 +72,7 @@ const char* to_string(TestUsed t);
 struct MetricComparison {
   std::string group;         // group_key of the configuration
   std::string key;           // point_key for per-point metrics, group_key for ratios
-  std::string metric;        // "ttft_ms", "load_gbps", "verified", "cake/compute", "cake/io", "cake/oracle"
+  std::string metric;        // "ttft_ms", "load_gbps", "verified", or a within-run ratio (kRatioMetrics)
   std::string mode;          // the point's mode; empty for ratios
   bool higher_is_better = false;
   double base_value = 0;     // TTFT median, ratio of medians, load_gbps, or 1/0 for verified

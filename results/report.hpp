@@ -44,6 +44,9 @@ struct Point {
   std::vector<double> ttft_ms_samples;    // one per timed repetition
   Summary ttft_ms;                        // of ttft_ms_samples (finalize_point)
   bool noisy = false;                     // (p90 - p10) / median > kNoisySpreadRatio
+  // CPU backend: the machine-speed probe (common/cpu_probe.hpp) timed before each repetition, in
+  // the order of ttft_ms_samples; empty on other backends and in reports that predate it.
+  std::vector<double> cpu_probe_ms_samples;
   int chunks_total = 0;
   int chunks_computed = 0;
   int chunks_loaded = 0;
@@ -69,6 +72,10 @@ struct TimelineEvent {
   uint64_t bytes = 0;
   double queue_wait_ms = 0;    // time the chunk waited before this step began (throttle, ring slot)
   bool ok = true;              // false: this step failed and the chunk was recovered elsewhere
+  int chunks = 1;              // compute: the run covers chunks [chunk, chunk + chunks) (its grain)
+  // compute: the run was abandoned at a layer boundary, taken over by the load lane (ok is false);
+  // load/h2d: the chunk was taken over from the compute lane.
+  bool taken_over = false;
 
   bool operator==(const TimelineEvent&) const = default;
 };

@@ -35,6 +35,7 @@ json point_to_json(const Point& p) {
           {"repeat", p.repeat},
           {"ttft_ms", summary_to_json(p.ttft_ms)},
           {"ttft_ms_samples", p.ttft_ms_samples},
+          {"cpu_probe_ms_samples", p.cpu_probe_ms_samples},
           {"noisy", p.noisy},
           {"chunks_total", p.chunks_total},
           {"chunks_computed", p.chunks_computed},
@@ -67,11 +68,13 @@ json timeline_to_json(const RequestTimeline& t) {
   for (const auto& e : t.events)
     events.push_back({{"lane", e.lane},
                       {"chunk", e.chunk},
+                      {"chunks", e.chunks},
                       {"start_ms", e.start_ms},
                       {"end_ms", e.end_ms},
                       {"bytes", e.bytes},
                       {"queue_wait_ms", e.queue_wait_ms},
-                      {"ok", e.ok}});
+                      {"ok", e.ok},
+                      {"taken_over", e.taken_over}});
   return {{"point_key", t.point_key}, {"mode", t.mode}, {"repetition", t.repetition}, {"events", events}};
 }
 
@@ -221,6 +224,7 @@ Point point_from(const Fields& f) {
   p.repeat = f.int32("repeat");
   p.ttft_ms = summary_from(f.object("ttft_ms"));
   p.ttft_ms_samples = f.numbers("ttft_ms_samples");
+  if (f.has("cpu_probe_ms_samples")) p.cpu_probe_ms_samples = f.numbers("cpu_probe_ms_samples");  // optional: newer
   p.noisy = f.boolean("noisy");
   p.chunks_total = f.int32("chunks_total");
   p.chunks_computed = f.int32("chunks_computed");
@@ -235,6 +239,9 @@ Point point_from(const Fields& f) {
   p.first_token = f.integer("first_token");
   p.verified = f.boolean("verified");
   p.verify_detail = f.str("verify_detail");
+  if (!p.cpu_probe_ms_samples.empty() && p.cpu_probe_ms_samples.size() != p.ttft_ms_samples.size())
+    throw UsageError(cat(f.origin(), ": ", f.where("cpu_probe_ms_samples"), ": has ", p.cpu_probe_ms_samples.size(),
+                         " values but ttft_ms_samples has ", p.ttft_ms_samples.size()));
   if (p.ttft_ms.count != static_cast<int>(p.ttft_ms_samples.size()))
     throw UsageError(cat(f.origin(), ": ", f.where("ttft_ms.count"), ": is ", p.ttft_ms.count, " but ttft_ms_samples has ",
                          p.ttft_ms_samples.size(), " values"));
@@ -250,6 +257,10 @@ TimelineEvent event_from(const Fields& f) {
   e.bytes = f.unsigned64("bytes");
   e.queue_wait_ms = f.number("queue_wait_ms");
   e.ok = f.boolean("ok");
+  // Newer fields (reports before the compute lane's runs and take-overs lack them).
+  if (f.has("chunks")) e.chunks = f.int32("chunks");
+  if (f.has("taken_over")) e.taken_over = f.boolean("taken_over");
+  if (e.chunks < 1) throw UsageError(cat(f.origin(), ": ", f.where("chunks"), ": must be at least 1, got ", e.chunks));
   if (e.end_ms < e.start_ms)
     throw UsageError(cat(f.origin(), ": ", f.where("end_ms"), ": ", e.end_ms, " is before start_ms ", e.start_ms));
   return e;

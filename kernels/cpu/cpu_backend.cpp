@@ -86,14 +86,19 @@ class CpuBackend final : public ComputeBackend {
 
   void prefill_chunk(std::span<const int32_t> tokens, int64_t first_pos) override {
     check_chunk("prefill_chunk", tokens.size(), first_pos);
-    run_layers(tokens, first_pos);
+    run_layers(tokens, first_pos, nullptr);
+  }
+
+  bool prefill_chunk_gated(std::span<const int32_t> tokens, int64_t first_pos, const LayerGate& gate) override {
+    check_chunk("prefill_chunk", tokens.size(), first_pos);
+    return run_layers(tokens, first_pos, &gate);
   }
 
   void synchronize() override {}  // prefill_chunk has finished when it returns
 
   FirstToken first_token(std::span<const int32_t> suffix, int64_t first_pos) override {
     check_chunk("first_token", suffix.size(), first_pos);
-    run_layers(suffix, first_pos);
+    run_layers(suffix, first_pos, nullptr);
     const int hidden = model_.hidden;
     const float* last = x_.data() + (suffix.size() - 1) * hidden;
     std::vector<float> normed(hidden);
@@ -126,8 +131,9 @@ class CpuBackend final : public ComputeBackend {
   }
 
   // Runs every layer over tokens at [first_pos, first_pos + n), writing their KV; leaves the
-  // last layer's output (the residual stream) in x_.
-  void run_layers(std::span<const int32_t> tokens, int64_t first_pos) {
+  // last layer's output (the residual stream) in x_. With a gate, asks it before each layer and
+  // returns false at the first layer it refuses.
+  bool run_layers(std::span<const int32_t> tokens, int64_t first_pos, const LayerGate* gate) {
     const ModelConfig& m = model_;
     const int64_t n = static_cast<int64_t>(tokens.size());
     const int hidden = m.hidden;
@@ -137,7 +143,11 @@ class CpuBackend final : public ComputeBackend {
     cpu::ThreadPool* pool = &pool_;
 
     cpu::embedding(weights_.embedding.data(), m.vocab, hidden, tokens.data(), n, x_.data());
+    // A gate is asked before each layer and between its steps (a tiny model's layer can take
+    // milliseconds), so a taken-over chunk stops within one step.
+    const auto go_on = [&](int layer) { return gate == nullptr || !*gate || (*gate)(layer); };
     for (int l = 0; l < m.layers; ++l) {
+      if (!go_on(l)) return false;
       const cpu::LayerWeights& w = weights_.layers[l];
       float* k_cache = reinterpret_cast<float*>(view_.k[l]);
       float* v_cache = reinterpret_cast<float*>(view_.v[l]);
@@ -154,7 +164,9 @@ class CpuBackend final : public ComputeBackend {
       cpu::linear(h_.data(), n, hidden, wv, kv_width, v_rows, pool);
       cpu::rope(q_.data(), n, m.q_heads, m.head_dim, first_pos, m.rope_theta);
       cpu::rope(k_rows, n, m.kv_heads, m.head_dim, first_pos, m.rope_theta);
+      if (!go_on(l)) return false;
       cpu::attention(q_.data(), n, first_pos, m.q_heads, k_cache, v_cache, m.kv_heads, m.head_dim, attn_.data(), pool);
+      if (!go_on(l)) return false;
       cpu::linear(attn_.data(), n, q_width, w.wo.data(), hidden, h_.data(), pool);
       cpu::residual_add(x_.data(), h_.data(), n * hidden);
 
@@ -162,11 +174,14 @@ class CpuBackend final : public ComputeBackend {
       const float* w_gate = w.w_gate_up.data();
       const float* w_up = w_gate + static_cast<size_t>(m.ffn) * hidden;
       cpu::linear(h_.data(), n, hidden, w_gate, m.ffn, gate_.data(), pool);
+      if (!go_on(l)) return false;
       cpu::linear(h_.data(), n, hidden, w_up, m.ffn, up_.data(), pool);
+      if (!go_on(l)) return false;
       cpu::swiglu(gate_.data(), up_.data(), n * m.ffn, gate_.data());
       cpu::linear(gate_.data(), n, m.ffn, w.w_down.data(), hidden, h_.data(), pool);
       cpu::residual_add(x_.data(), h_.data(), n * hidden);
     }
+    return true;
   }
 
   ModelConfig model_;

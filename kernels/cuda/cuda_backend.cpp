@@ -84,6 +84,7 @@ class CudaBackend final : public ComputeBackend {
   const ModelConfig& model() const override { return model_; }
   KvCacheView kv_cache() const override { return kv_view_; }
   void prefill_chunk(std::span<const int32_t> tokens, int64_t first_pos) override;
+  bool prefill_chunk_gated(std::span<const int32_t> tokens, int64_t first_pos, const LayerGate& gate) override;
   void synchronize() override;
   FirstToken first_token(std::span<const int32_t> suffix, int64_t first_pos) override;
   void poison_kv_cache() override;
@@ -94,7 +95,9 @@ class CudaBackend final : public ComputeBackend {
   void use_device() const { CAKE_CUDA(cudaSetDevice(gpu_.device), cat("selecting GPU ", gpu_.device)); }
   void check_chunk(std::span<const int32_t> tokens, int64_t first_pos, const char* what) const;
   void upload_tokens(std::span<const int32_t> tokens);
-  void forward(int n, int64_t first_pos);
+  // Queues every layer; with a gate, asks it before each layer and returns false at the first it
+  // refuses (the layers queued before it still run).
+  bool forward(int n, int64_t first_pos, const LayerGate* gate = nullptr);
   void generate_weights();
 
   ModelConfig model_;
@@ -126,6 +129,9 @@ class CudaBackend final : public ComputeBackend {
   int next_slot_ = 0;
   cuda::PinnedBuffer logits_host_;
   cuda::PinnedBuffer argmax_host_;
+  // Gated prefills keep the host at most two layers ahead of the device, so a gate's "stop" takes
+  // effect within a layer or two (an ungated prefill queues the whole model at once).
+  std::array<cuda::Event, 2> layer_done_{cuda::Event(false), cuda::Event(false)};
 };
 
 CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options)
@@ -257,7 +263,7 @@ void CudaBackend::upload_tokens(std::span<const int32_t> tokens) {
   token_slot_free_[slot].record(stream_.get());
 }
 
-void CudaBackend::forward(int n, int64_t first_pos) {
+bool CudaBackend::forward(int n, int64_t first_pos, const LayerGate* gate) {
   const ModelConfig& m = model_;
   cudaStream_t s = stream_.get();
   const int q_width = m.q_heads * m.head_dim;
@@ -268,7 +274,12 @@ void CudaBackend::forward(int n, int64_t first_pos) {
   bf16* proj = proj_.as<bf16>();
 
   cuda::embedding_gather(tokens_dev_.as<int32_t>(), n, embedding_, m.hidden, x, s);
+  const bool gated = gate != nullptr && *gate;
   for (int l = 0; l < m.layers; ++l) {
+    if (gated) {
+      if (l >= 2) layer_done_[l % 2].synchronize();  // layer l-2 has run
+      if (!(*gate)(l)) return false;
+    }
     const LayerWeights& w = layers_[l];
     bf16* k_cache = reinterpret_cast<bf16*>(kv_view_.k[l]);
     bf16* v_cache = reinterpret_cast<bf16*>(kv_view_.v[l]);
@@ -293,7 +304,9 @@ void CudaBackend::forward(int n, int64_t first_pos) {
     gemm_.linear(act, n, m.hidden, w.w_gate_up, 2 * m.ffn, proj, false, "gate_up");
     cuda::swiglu(proj, act, n, m.ffn, s);
     gemm_.linear(act, n, m.ffn, w.w_down, m.hidden, x, true, "down + residual");
+    if (gated) layer_done_[l % 2].record(s);
   }
+  return true;
 }
 
 void CudaBackend::prefill_chunk(std::span<const int32_t> tokens, int64_t first_pos) {
@@ -302,6 +315,14 @@ void CudaBackend::prefill_chunk(std::span<const int32_t> tokens, int64_t first_p
   NvtxRange range(cat("cuda prefill pos=", first_pos, " n=", tokens.size()));
   upload_tokens(tokens);
   forward(static_cast<int>(tokens.size()), first_pos);
+}
+
+bool CudaBackend::prefill_chunk_gated(std::span<const int32_t> tokens, int64_t first_pos, const LayerGate& gate) {
+  use_device();
+  check_chunk(tokens, first_pos, "prefill_chunk");
+  NvtxRange range(cat("cuda prefill pos=", first_pos, " n=", tokens.size(), " (gated)"));
+  upload_tokens(tokens);
+  return forward(static_cast<int>(tokens.size()), first_pos, &gate);
 }
 
 void CudaBackend::synchronize() {

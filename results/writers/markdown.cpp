@@ -52,6 +52,9 @@ std::string render_markdown(const RunReport& report) {
   }
   if (sections.empty()) out << "\nNo points in this report.\n";
   else out << "\n" << markdown_cell(detail::kPivotLegend) << "\n";
+  if (const int recovered = detail::points_with_recovered_chunks(report); recovered > 0)
+    out << "\n" << markdown_cell(detail::kRecoveredLegend) << " " << recovered << " of " << report.points.size()
+        << " point(s) had chunks recovered by compute.\n";
   return out.str();
 }
 

@@ -27,7 +27,13 @@ bool bandwidth_less(const std::optional<double>& a, const std::optional<double>&
 
 std::string cell_text(const PivotCell& cell) {
   if (!cell.median_ms) return "-";
-  return cat(fixed(*cell.median_ms, 1), cell.noisy ? "*" : "", cell.unverified ? "!" : "");
+  return cat(fixed(*cell.median_ms, 1), cell.noisy ? "*" : "", cell.unverified ? "!" : "",
+             cell.recovered_chunks > 0 ? cat(" R", cell.recovered_chunks) : std::string());
+}
+
+int points_with_recovered_chunks(const RunReport& report) {
+  return static_cast<int>(
+      std::count_if(report.points.begin(), report.points.end(), [](const Point& p) { return p.chunks_recovered > 0; }));
 }
 
 std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector<DerivedGroup>& groups) {
@@ -67,6 +73,7 @@ std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector
         if (!p->ttft_ms_samples.empty()) cell.median_ms = p->ttft_ms.median;
         cell.noisy = p->noisy;
         cell.unverified = !p->verified;
+        cell.recovered_chunks = p->chunks_recovered;
         if (!row.derived) row.derived = find_group(groups, group_key(*p));
       }
       if (row.derived) {

@@ -14,6 +14,7 @@ struct PivotCell {
   std::optional<double> median_ms;  // absent: mode not run at this bandwidth, or no samples
   bool noisy = false;
   bool unverified = false;
+  int recovered_chunks = 0;  // chunks whose load failed in the timed request and were computed
 };
 
 struct PivotRow {
@@ -31,12 +32,20 @@ struct PivotSection {
 
 std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector<DerivedGroup>& groups);
 
-// "1234.5" plus "*" when noisy and "!" when unverified; "-" when absent.
+// "1234.5" plus "*" when noisy, "!" when unverified and " R3" when 3 chunks were recovered; "-"
+// when absent.
 std::string cell_text(const PivotCell& cell);
 
 inline constexpr const char* kPivotLegend =
     "TTFT is the median over repetitions in ms. * noisy: (p90 - p10) / median > 0.10. ! not verified "
     "against compute-only. Reduction = 100 * (1 - cake / other) on medians; cake/oracle > 1 means cake "
     "was slower than the best split.";
+// Printed under the legend only when some cell has recovered chunks.
+inline constexpr const char* kRecoveredLegend =
+    "R<n>: n chunks failed to load during the timed request (bad checksum, read error, ...) and were computed "
+    "instead; the TTFT includes that compute, so it is not the load lane's number (see recovery_reasons).";
+
+// Points of `report` with at least one recovered chunk.
+int points_with_recovered_chunks(const RunReport& report);
 
 }  // namespace cake::detail

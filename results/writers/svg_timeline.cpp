@@ -125,6 +125,12 @@ std::string render_timeline_svg(const RequestTimeline& t) {
     entry("#9467bd", "suffix prefill");
     entry("#d62728", "failed step");
     entry("", "idle at meet", true);
+    bool any_taken_over = false;
+    for (const auto& e : t.events) any_taken_over |= e.taken_over;
+    if (any_taken_over) {
+      svg.rect(lx, ly, 14, 12, "fill=\"white\" stroke=\"#2ca02c\" stroke-width=\"2\"");
+      svg.text(lx + 19, ly + 10, "taken over (compute abandoned, load delivered)", 11);
+    }
   }
 
   // Grid and time axis.
@@ -156,12 +162,20 @@ std::string render_timeline_svg(const RequestTimeline& t) {
       const TimelineEvent& e = *row.events[i];
       const double x0 = x_of(e.start_ms), x1 = x_of(e.end_ms);
       const double top = row.top + row.tracks[i] * (bar_h + track_gap);
-      const LaneStyle st = lane_style(e.lane, e.ok);
-      svg.rect(x0, top, std::max(x1 - x0, 0.8), bar_h, cat("fill=\"", st.fill, "\" stroke=\"white\" stroke-width=\"0.5\""));
-      svg.raw(cat("<title>", xml_escape(e.lane), e.chunk >= 0 ? cat(" chunk ", e.chunk) : std::string(), ": ",
-                  fixed(e.start_ms, 2), "-", fixed(e.end_ms, 2), " ms, ", e.bytes, " bytes, waited ",
-                  fixed(e.queue_wait_ms, 2), " ms", e.ok ? "" : ", FAILED", "</title>"));
-      const std::string label = e.chunk >= 0 ? std::to_string(e.chunk) : e.lane;
+      const LaneStyle st = lane_style(e.lane, e.ok || e.taken_over);
+      // A taken-over step: an abandoned compute run is drawn hollow, a taken-over load outlined.
+      const std::string fill = e.taken_over && e.lane == "compute" ? "white" : st.fill;
+      const std::string stroke = e.taken_over ? "stroke=\"#2ca02c\" stroke-width=\"2\"" : "stroke=\"white\" stroke-width=\"0.5\"";
+      svg.rect(x0, top, std::max(x1 - x0, 0.8), bar_h, cat("fill=\"", fill, "\" ", stroke));
+      const std::string chunks_text =
+          e.chunk < 0 ? std::string() : e.chunks > 1 ? cat(" chunks ", e.chunk, "-", e.chunk + e.chunks - 1) : cat(" chunk ", e.chunk);
+      svg.raw(cat("<title>", xml_escape(e.lane), chunks_text, ": ", fixed(e.start_ms, 2), "-", fixed(e.end_ms, 2), " ms, ",
+                  e.bytes, " bytes, waited ", fixed(e.queue_wait_ms, 2), " ms",
+                  e.taken_over ? (e.lane == "compute" ? ", abandoned: taken over by the load lane" : ", taken over from compute")
+                               : "",
+                  e.ok || e.taken_over ? "" : ", FAILED", "</title>"));
+      const std::string label =
+          e.chunk < 0 ? e.lane : e.chunks > 1 ? cat(e.chunk, "-", e.chunk + e.chunks - 1) : std::to_string(e.chunk);
       if (detail::text_width_px(label, 10) + 4 <= x1 - x0)
         svg.text((x0 + x1) / 2, top + bar_h / 2 + 3.5, label, 10, "middle", cat("fill=\"", st.text, "\""));
     }

@@ -62,6 +62,9 @@ std::string render_table(const RunReport& report) {
     print_grid(out, section_cells(sections[i]));
   }
   out << "\n" << detail::kPivotLegend << "\n";
+  if (const int recovered = detail::points_with_recovered_chunks(report); recovered > 0)
+    out << detail::kRecoveredLegend << "\n" << recovered << " of " << report.points.size()
+        << " point(s) had chunks recovered by compute.\n";
   return out.str();
 }
 

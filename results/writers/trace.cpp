@@ -19,7 +19,8 @@ constexpr int kComputeTidBase = 1;
 constexpr int kLoadTidBase = 101;
 
 std::string event_name(const TimelineEvent& e) {
-  std::string name = e.chunk >= 0 ? cat(e.lane, " c=", e.chunk) : e.lane;
+  std::string name = e.chunk >= 0 ? cat(e.lane, " c=", e.chunk, e.chunks > 1 ? cat("..", e.chunk + e.chunks - 1) : "") : e.lane;
+  if (e.taken_over) name += e.lane == "compute" ? " (abandoned: taken over by load)" : " (taken over from compute)";
   if (!e.ok) name += " FAILED";
   return name;
 }
@@ -58,7 +59,8 @@ json render_chrome_trace(const RequestTimeline& t, int pid) {
                  {"tid", tid_base + tracks[i]},
                  {"ts", us(e.start_ms)},
                  {"dur", us(e.end_ms - e.start_ms)},
-                 {"args", {{"chunk", e.chunk}, {"bytes", e.bytes}, {"queue_wait_ms", e.queue_wait_ms}, {"ok", e.ok}}}};
+                 {"args", {{"chunk", e.chunk}, {"chunks", e.chunks}, {"bytes", e.bytes}, {"queue_wait_ms", e.queue_wait_ms},
+                           {"ok", e.ok}, {"taken_over", e.taken_over}}}};
       if (!e.ok) ev["cname"] = "terrible";
       events.push_back(std::move(ev));
     }

@@ -55,3 +55,17 @@ TEST(Units, BandwidthLists) {
   for (const char* bad : {"1gbps..8gbps", "8gbps..1gbps:x2", "1gbps..8gbps:x1", "1gbps,,2gbps", "", "1gbps..8gbps:xq"})
     EXPECT_THROW(parse_bandwidth_list(bad), UsageError) << bad;
 }
+
+TEST(Errors, OutOfSpaceIsAnEnvironmentErrorOtherFailuresAreNot) {
+  errno = ENOSPC;
+  EXPECT_THROW(check_sys(-1, "writing x"), EnvironmentError);
+  EXPECT_THROW(check_neg_errno(-EDQUOT, "writing y"), EnvironmentError);
+  try {
+    check_sys(-1 + 0 * (errno = EIO), "reading z");
+    FAIL() << "no throw";
+  } catch (const EnvironmentError&) {
+    FAIL() << "EIO is not the environment's";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("reading z"), std::string::npos);
+  }
+}

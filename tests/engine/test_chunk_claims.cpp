@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/error.hpp"
 #include "engine/chunk_claims.hpp"
 
 using namespace cake;
@@ -52,4 +53,42 @@ TEST(ChunkClaims, ConcurrentLanesNeverShareAChunk) {
     while (boundary < n && claims.owner(boundary) == Lane::compute) ++boundary;
     for (int i = boundary; i < n; ++i) EXPECT_EQ(claims.owner(i), Lane::load);
   }
+}
+
+TEST(ChunkClaims, ComputeRunsStopAtTheLoadLanesChunksAndTheLimit) {
+  ChunkClaims claims(10, 10, 0, ChunkClaims::LoadOrder::back_to_front);
+  EXPECT_EQ(claims.claim_for_load(), 9);
+  EXPECT_EQ(claims.claim_run_for_compute(4), (ChunkClaims::Run{0, 4}));
+  EXPECT_EQ(claims.claim_for_load(), 8);
+  EXPECT_EQ(claims.claim_for_load(), 7);
+  EXPECT_EQ(claims.claim_run_for_compute(4), (ChunkClaims::Run{4, 3}));  // 7 is the load lane's
+  EXPECT_EQ(claims.unclaimed(), 0);
+  EXPECT_FALSE(claims.claim_run_for_compute(4));
+  EXPECT_THROW(claims.claim_run_for_compute(0), Error);
+
+  ChunkClaims split(8, 3, 3, ChunkClaims::LoadOrder::back_to_front);
+  EXPECT_EQ(split.claim_run_for_compute(8), (ChunkClaims::Run{0, 3}));  // split at chunk 3
+  EXPECT_FALSE(split.claim_run_for_compute(8));
+}
+
+TEST(ChunkClaims, TakeOverOnlyAnUnfinishedComputeRunThenComputeStandsDown) {
+  ChunkClaims claims(6, 6, 0, ChunkClaims::LoadOrder::back_to_front);
+  const auto first = claims.claim_run_for_compute(2);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(claims.finish_compute(*first));
+  EXPECT_FALSE(claims.take_over_from_compute(*first));  // finished: too late
+  EXPECT_FALSE(claims.compute_stood_down());
+  const auto second = claims.claim_run_for_compute(2);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, (ChunkClaims::Run{2, 2}));
+  EXPECT_FALSE(claims.take_over_from_compute(ChunkClaims::Run{4, 1}));  // not the compute lane's
+  EXPECT_TRUE(claims.take_over_from_compute(*second));
+  EXPECT_TRUE(claims.compute_stood_down());
+  EXPECT_EQ(claims.owner(2), Lane::load);
+  EXPECT_EQ(claims.owner(3), Lane::load);
+  EXPECT_FALSE(claims.finish_compute(*second));  // its copy no longer counts
+  EXPECT_FALSE(claims.claim_run_for_compute(2));  // stood down although chunks 4 and 5 are free
+  EXPECT_EQ(claims.claim_for_load(), 5);
+  EXPECT_EQ(claims.claim_for_load(), 4);
+  EXPECT_FALSE(claims.claim_for_load());
 }

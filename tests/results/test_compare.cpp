@@ -282,3 +282,83 @@ TEST(Compare, OutputsCarryVerdictsAndTests) {
 
 }  // namespace
 }  // namespace cake
+
+namespace cake {
+namespace {
+
+// A CPU-backend report: compute samples carry the speed probe, io its bytes at a throttle.
+RunReport probed_report(double compute_ms, double probe_ms, double io_ms, double cake_ms) {
+  testing::SampleOptions o;
+  o.bandwidths_gbps = {0.04};
+  o.modes = {"compute", "io", "cake"};
+  o.with_timeline = false;
+  o.jitter = 0;
+  RunReport r = testing::make_sample_report(o);
+  for (Point& p : r.points) {
+    const double t = p.mode == "compute" ? compute_ms : p.mode == "io" ? io_ms : cake_ms;
+    p.ttft_ms_samples.assign(p.ttft_ms_samples.size(), t);
+    if (p.mode == "compute") p.cpu_probe_ms_samples.assign(p.ttft_ms_samples.size(), probe_ms);
+    if (p.mode == "io") p.bytes_loaded = 2'000'000;  // 400 ms at 0.04 Gbit/s
+    finalize_point(p);
+  }
+  return r;
+}
+
+const MetricComparison* only_row(const CompareResult& c, const std::string& metric) {
+  const auto rows = rows_with(c, metric);
+  return rows.size() == 1 ? rows.front() : nullptr;
+}
+
+}  // namespace
+
+TEST(Compare, LaneSpeedsAgainstTheMachineCancelTheMachinesSpeed) {
+  ComparePolicy policy;
+  policy.ratios_only = true;
+  policy.ratio_threshold_pct = 40;
+  policy.metrics = {"cake/parallel", "compute/probe", "io/ideal"};
+  const RunReport base = probed_report(200, 20, 420, 150);
+  // The same code on a machine 1.5x slower: compute and probe both slow, io does not.
+  const CompareResult slower_machine = compare_reports(base, probed_report(300, 30, 420, 190), policy);
+  EXPECT_FALSE(slower_machine.failed());
+  const MetricComparison* probe_row = only_row(slower_machine, "compute/probe");
+  ASSERT_NE(probe_row, nullptr);
+  EXPECT_NEAR(probe_row->change_pct, 0.0, 1e-9);
+  EXPECT_EQ(probe_row->test, TestUsed::minimum);
+  EXPECT_TRUE(rows_with(slower_machine, "cake/compute").empty());  // not asked for
+
+  // A 2x slower compute lane on the same machine: caught by compute/probe.
+  const CompareResult slow_compute = compare_reports(base, probed_report(400, 20, 420, 250), policy);
+  ASSERT_NE(only_row(slow_compute, "compute/probe"), nullptr);
+  EXPECT_EQ(only_row(slow_compute, "compute/probe")->verdict, Verdict::regressed);
+  EXPECT_TRUE(slow_compute.failed());
+
+  // A 2x slower load lane: io/ideal doubles (400 ms ideal for 2 MB at 0.04 Gbit/s).
+  const CompareResult slow_load = compare_reports(base, probed_report(200, 20, 840, 190), policy);
+  const MetricComparison* io_row = only_row(slow_load, "io/ideal");
+  ASSERT_NE(io_row, nullptr);
+  EXPECT_NEAR(io_row->base_value, 420.0 / 400.0, 1e-9);
+  EXPECT_EQ(io_row->verdict, Verdict::regressed);
+}
+
+TEST(Compare, MetricsSelectionRejectsUnknownNames) {
+  EXPECT_THROW(check_metric_name("cake/fast"), UsageError);
+  EXPECT_NO_THROW(check_metric_name("compute/probe"));
+  EXPECT_THROW(parse_policy(json::parse(R"({"metrics": ["nope"]})"), "policy.json"), UsageError);
+  EXPECT_EQ(parse_policy(json::parse(R"({"metrics": ["io/ideal"]})"), "policy.json").metrics,
+            std::vector<std::string>{"io/ideal"});
+}
+
+TEST(Compare, AChangeInRecoveredChunksIsNoted) {
+  testing::SampleOptions o;
+  o.with_timeline = false;
+  const RunReport base = testing::make_sample_report(o);
+  RunReport faulted = base;
+  for (Point& p : faulted.points)
+    if (p.mode == "io") p.chunks_recovered = 3;
+  const CompareResult c = compare_reports(base, faulted, {});
+  const auto noted = std::count_if(c.notes.begin(), c.notes.end(),
+                                   [](const std::string& n) { return n.find("recovered chunks changed") != std::string::npos; });
+  EXPECT_GT(noted, 0);
+}
+
+}  // namespace cake

@@ -1,0 +1,23 @@
+// A fixed piece of CPU arithmetic, timed: the machine's speed of the moment.
+//
+// On a shared machine the CPU's speed moves by tens of percent from one minute to the next (other
+// tenants, frequency), and with it every CPU compute time. A regression gate that compares a CPU
+// compute lane with a baseline recorded elsewhere must divide that out. The sweep times this probe
+// right before each repetition on the CPU backend (off the request's clock), and `compare` relates
+// the compute lane to it repetition by repetition (compute/probe). It is deliberately none of the
+// backend's code: a slower compute lane must move the ratio, a slower machine must not.
+#pragma once
+
+namespace cake {
+
+// Work the probe does: one single-threaded fp32 matrix product of this size, repeated. Chosen to
+// stay in L2 like the tiny model's GEMMs, and to take tens of ms: long enough
+// to average over the scheduler's time slices (a 1 ms probe on a loaded 2-core machine read 3, 7 or
+// 11 ms, one slice or two), as the compute lane's own hundreds of milliseconds do.
+inline constexpr int kCpuProbeMatrix = 96;
+inline constexpr int kCpuProbeRepeats = 200;
+
+// Runs the probe on the calling thread; returns its wall time in ms.
+double cpu_probe_ms();
+
+}  // namespace cake
