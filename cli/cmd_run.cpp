@@ -72,6 +72,7 @@ Point to_point(const PointResult& r, const std::string& model, const std::string
   for (const RequestOutcome& o : r.reps)
     if (o.cpu_probe_ms) p.cpu_probe_ms_samples.push_back(*o.cpu_probe_ms);
   if (p.cpu_probe_ms_samples.size() != p.ttft_ms_samples.size()) p.cpu_probe_ms_samples.clear();
+  for (const RequestOutcome& o : r.reps) p.process_cpu_ms_samples.push_back(o.process_cpu_ms);
   finalize_point(p);
   const RequestOutcome& rep = r.reps.at(median_repetition(p.ttft_ms_samples));
   p.chunks_total = rep.chunks_total;

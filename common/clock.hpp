@@ -14,6 +14,11 @@ inline int64_t now_ns() {
 }
 
 inline double ns_to_ms(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+// CPU time consumed so far by this process (all threads) and by the calling thread, in ns. Unlike
+// wall time they do not grow while another tenant of a shared machine holds the core.
+int64_t process_cpu_ns();
+int64_t thread_cpu_ns();
 inline double ns_to_s(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 // Measures from construction (or restart) to now.

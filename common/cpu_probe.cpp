@@ -1,7 +1,8 @@
 #include "common/cpu_probe.hpp"
 
+#include "common/clock.hpp"
+
 #include <algorithm>
-#include <chrono>
 #include <vector>
 
 namespace cake {
@@ -31,13 +32,13 @@ double cpu_probe_ms() {
     b[i] = 0.25f + static_cast<float>(i % 13) / 64.0f;
   }
   volatile float sink = 0;
-  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t t0 = thread_cpu_ns();
   for (int r = 0; r < kCpuProbeRepeats; ++r) {
     matmul(a.data(), b.data(), c.data(), n);
     a[static_cast<size_t>(r) % elems] = c[elems / 2] * 1e-6f + 0.5f;  // each product depends on the last
   }
   sink = sink + c[0];
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return ns_to_ms(thread_cpu_ns() - t0);
 }
 
 }  // namespace cake

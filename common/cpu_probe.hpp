@@ -4,7 +4,7 @@
 // tenants, frequency), and with it every CPU compute time. A regression gate that compares a CPU
 // compute lane with a baseline recorded elsewhere must divide that out. The sweep times this probe
 // right before each repetition on the CPU backend (off the request's clock), and `compare` relates
-// the compute lane to it repetition by repetition (compute/probe). It is deliberately none of the
+// the compute-only requests' CPU time to it (compute/probe). It is deliberately none of the
 // backend's code: a slower compute lane must move the ratio, a slower machine must not.
 #pragma once
 
@@ -17,7 +17,9 @@ namespace cake {
 inline constexpr int kCpuProbeMatrix = 96;
 inline constexpr int kCpuProbeRepeats = 200;
 
-// Runs the probe on the calling thread; returns its wall time in ms.
+// Runs the probe on the calling thread; returns the CPU time it took in ms (the thread's CPU time,
+// not wall time: on a loaded 2-core machine wall-time ratios of a 1.8 s request to a 90 ms probe
+// moved 8x to 30x between runs of the same code, because the two saw different shares of a core).
 double cpu_probe_ms();
 
 }  // namespace cake

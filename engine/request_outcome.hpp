@@ -51,6 +51,7 @@ struct RequestOutcome {
   FirstToken first_token;
   std::string source_description;
   std::optional<double> cpu_probe_ms;  // CPU backend: common/cpu_probe.hpp, timed just before t0
+  double process_cpu_ms = 0;           // CPU time of the whole process from t0 to t1
   std::vector<ChunkEvent> timeline;
 };
 

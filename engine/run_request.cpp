@@ -231,6 +231,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
 
   // ---- t0 ------------------------------------------------------------------------------------
   std::vector<ChunkEvent> compute_events;
+  const int64_t cpu0 = process_cpu_ns();
   t0 = now_ns();
   guard.start(t0);
   gate.open();
@@ -246,6 +247,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     e.lane = Lane::compute;
     e.recovered = recovered;
     e.claim_ns = e.start_ns = now_ns() - t0;
+    const int64_t cpu_start = process_cpu_ns();
     if (!recovered) guard.compute_started(run.first, run.count, now_ns());
     const auto tokens = run_tokens_of(request, run, options.chunk_tokens);
     const int64_t first_pos = static_cast<int64_t>(run.first) * options.chunk_tokens;
@@ -264,9 +266,14 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     if (completed && options.inject_compute_delay_ms > 0)
       std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options.inject_compute_delay_ms));
     if (completed && options.inject_compute_slowdown > 1) {
-      const int64_t took_ns = now_ns() - t0 - e.start_ns;
-      std::this_thread::sleep_for(std::chrono::nanoseconds(
-          static_cast<int64_t>(static_cast<double>(took_ns) * (options.inject_compute_slowdown - 1))));
+      // Burn (factor - 1) x the CPU time the run took, as slower compute code would (a sleep would
+      // cost wall time but no CPU time, unlike any real regression of a kernel).
+      const int64_t burn_ns =
+          static_cast<int64_t>(static_cast<double>(process_cpu_ns() - cpu_start) * (options.inject_compute_slowdown - 1));
+      const int64_t until = thread_cpu_ns() + burn_ns;
+      volatile uint64_t spin = 0;
+      while (thread_cpu_ns() < until)
+        for (int i = 0; i < 1000; ++i) spin = spin + 1;
     }
     e.end_ns = now_ns() - t0;
     if (!recovered) {
@@ -320,6 +327,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     out.first_token = backend.first_token(request.suffix, static_cast<int64_t>(request.prefix.size()));
   }
   const int64_t t1 = now_ns();
+  out.process_cpu_ms = ns_to_ms(process_cpu_ns() - cpu0);
   // ---- t1 ------------------------------------------------------------------------------------
 
   out.ttft_ms = ns_to_ms(t1 - t0);

@@ -41,8 +41,8 @@ struct RequestOptions {
   int32_t compute_max_chunks = 1;
   // Test hook for regression checks: sleep this long in the compute lane after every chunk.
   double inject_compute_delay_ms = 0;
-  // Test hook for the CI gate: the compute lane takes this many times as long per chunk (it sleeps
-  // (factor - 1) x the chunk's measured time after it), a real 2x lane slowdown whatever the CPU.
+  // Test hook for the CI gate: the compute lane takes this many times as long per chunk (it burns
+  // (factor - 1) x the CPU time the chunk took after it), as compute code that much slower would.
   double inject_compute_slowdown = 1;
 };
 

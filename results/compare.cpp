@@ -304,11 +304,12 @@ LaneRatios lane_ratios(const std::map<std::string, const Point*>& modes) {
   const Point* compute = find("compute");
   const Point* io = find("io");
   const Point* cake = find("cake");
-  if (compute && compute->cpu_probe_ms_samples.size() == compute->ttft_ms_samples.size()) {
+  if (compute && !compute->cpu_probe_ms_samples.empty() && !compute->process_cpu_ms_samples.empty()) {
     const double probe = *std::min_element(compute->cpu_probe_ms_samples.begin(), compute->cpu_probe_ms_samples.end());
-    if (probe > 0) {
-      r.compute_probe_min = *std::min_element(compute->ttft_ms_samples.begin(), compute->ttft_ms_samples.end()) / probe;
-      r.compute_n = static_cast<int>(compute->ttft_ms_samples.size());
+    const double cpu = *std::min_element(compute->process_cpu_ms_samples.begin(), compute->process_cpu_ms_samples.end());
+    if (probe > 0 && cpu > 0) {
+      r.compute_probe_min = cpu / probe;
+      r.compute_n = static_cast<int>(compute->process_cpu_ms_samples.size());
     }
   }
   if (io && io->bandwidth_gbps && *io->bandwidth_gbps > 0 && io->bytes_loaded > 0) {

@@ -45,9 +45,10 @@ nlohmann::json policy_to_json(const ComparePolicy& policy);
 //                  faster), so it does not hold across machines;
 //   cake/parallel  Cake over 1 / (1/compute + 1/io), the time two lanes that shared the prefix
 //                  perfectly would take: Cake's scheduling loss, whatever the lanes' speeds;
-//   compute/probe  the fastest compute-only TTFT over the fastest CPU speed probe of the same
-//                  repetitions (CPU backend only): the compute lane's speed with the machine's
-//                  speed divided out;
+//   compute/probe  the least CPU time of a compute-only request over the least CPU time of the
+//                  speed probe before it (CPU backend only): the compute lane's speed with the
+//                  machine's divided out; CPU time, not wall time, so another tenant holding the
+//                  core does not enter (a lane that waits more, burning nothing, is not seen);
 //   io/ideal       the fastest I/O-only TTFT over the time its bytes take at the throttle's rate
 //                  (throttled points only): the load lane's efficiency, independent of the CPU.
 inline constexpr const char* kRatioMetrics[] = {"cake/compute", "cake/io",       "cake/oracle", "cake/best",

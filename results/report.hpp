@@ -44,9 +44,12 @@ struct Point {
   std::vector<double> ttft_ms_samples;    // one per timed repetition
   Summary ttft_ms;                        // of ttft_ms_samples (finalize_point)
   bool noisy = false;                     // (p90 - p10) / median > kNoisySpreadRatio
-  // CPU backend: the machine-speed probe (common/cpu_probe.hpp) timed before each repetition, in
-  // the order of ttft_ms_samples; empty on other backends and in reports that predate it.
+  // CPU backend: the machine-speed probe's CPU time (common/cpu_probe.hpp) before each repetition,
+  // in the order of ttft_ms_samples; empty on other backends and in reports that predate it.
   std::vector<double> cpu_probe_ms_samples;
+  // CPU time of the process during each repetition (t0 to t1), in the same order; empty in reports
+  // that predate it.
+  std::vector<double> process_cpu_ms_samples;
   int chunks_total = 0;
   int chunks_computed = 0;
   int chunks_loaded = 0;

@@ -36,6 +36,7 @@ json point_to_json(const Point& p) {
           {"ttft_ms", summary_to_json(p.ttft_ms)},
           {"ttft_ms_samples", p.ttft_ms_samples},
           {"cpu_probe_ms_samples", p.cpu_probe_ms_samples},
+          {"process_cpu_ms_samples", p.process_cpu_ms_samples},
           {"noisy", p.noisy},
           {"chunks_total", p.chunks_total},
           {"chunks_computed", p.chunks_computed},
@@ -225,6 +226,7 @@ Point point_from(const Fields& f) {
   p.ttft_ms = summary_from(f.object("ttft_ms"));
   p.ttft_ms_samples = f.numbers("ttft_ms_samples");
   if (f.has("cpu_probe_ms_samples")) p.cpu_probe_ms_samples = f.numbers("cpu_probe_ms_samples");  // optional: newer
+  if (f.has("process_cpu_ms_samples")) p.process_cpu_ms_samples = f.numbers("process_cpu_ms_samples");
   p.noisy = f.boolean("noisy");
   p.chunks_total = f.int32("chunks_total");
   p.chunks_computed = f.int32("chunks_computed");

@@ -297,7 +297,10 @@ RunReport probed_report(double compute_ms, double probe_ms, double io_ms, double
   for (Point& p : r.points) {
     const double t = p.mode == "compute" ? compute_ms : p.mode == "io" ? io_ms : cake_ms;
     p.ttft_ms_samples.assign(p.ttft_ms_samples.size(), t);
-    if (p.mode == "compute") p.cpu_probe_ms_samples.assign(p.ttft_ms_samples.size(), probe_ms);
+    if (p.mode == "compute") {
+      p.cpu_probe_ms_samples.assign(p.ttft_ms_samples.size(), probe_ms);
+      p.process_cpu_ms_samples.assign(p.ttft_ms_samples.size(), t);
+    }
     if (p.mode == "io") p.bytes_loaded = 2'000'000;  // 400 ms at 0.04 Gbit/s
     finalize_point(p);
   }
