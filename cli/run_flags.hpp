@@ -49,6 +49,7 @@ struct RunFlags {
   int staging_slots = 2;
   int tcp_pipeline = 4;
   int cpu_threads = 0;
+  std::string attention = "auto";  // CUDA backend: auto, cudnn or mma
   double inject_compute_delay_ms = 0;
   std::string inject_fault;     // "3,7": chunks the load lane fails
   std::string out_dir;

@@ -46,17 +46,31 @@ TEST(GpuEngine, EveryModeIsBitExactWithComputeOnlyOnTheGpu) {
     EXPECT_TRUE(p.verification.passed) << p.mode.name() << " " << p.throttle << ": " << p.verification.detail;
     for (const RequestOutcome& o : p.reps) {
       EXPECT_EQ(o.chunks_computed + o.chunks_loaded + o.chunks_recovered, o.chunks_total);
-      if (p.mode.kind == ModeKind::io) EXPECT_EQ(o.chunks_loaded, o.chunks_total);
+      if (p.mode.kind == ModeKind::io) {
+        EXPECT_EQ(o.chunks_loaded, o.chunks_total);
+      }
     }
   }
 
-  // A failed load on the GPU path is recovered and still bit-exact.
+  // A failed load on the GPU path is recovered and still bit-exact. Whether cake's load lane
+  // claims a failing chunk at all depends on timing (the meet guard may stop it first), so the
+  // invariant is asserted, not a count: every failed load is recovered, once, and io (which
+  // loads everything) recovers both.
   config.modes = {parse_mode("cake"), parse_mode("io")};
   config.bandwidths = {2e8};
   config.source_options.inject_fail_chunks = {7, 5};
   for (const PointResult& p : run_sweep(*choice.backend, config, nullptr)) {
     EXPECT_TRUE(p.verification.passed) << p.mode.name() << ": " << p.verification.detail;
-    for (const RequestOutcome& o : p.reps) EXPECT_GE(o.chunks_recovered, 1) << p.mode.name();
+    for (const RequestOutcome& o : p.reps) {
+      int failed_loads = 0;
+      for (const ChunkEvent& e : o.timeline) failed_loads += e.lane == Lane::load && !e.ok;
+      EXPECT_EQ(o.chunks_recovered, failed_loads) << p.mode.name();
+      EXPECT_EQ(static_cast<int>(o.recovery_reasons.size()), o.chunks_recovered) << p.mode.name();
+      EXPECT_EQ(o.chunks_computed + o.chunks_loaded + o.chunks_recovered, o.chunks_total) << p.mode.name();
+      if (p.mode.kind == ModeKind::io) {
+        EXPECT_EQ(o.chunks_recovered, 2) << "io loads every chunk, so both fail";
+      }
+    }
   }
   std::filesystem::remove_all(dir);
 #endif
