@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iostream>
 #include <random>
 
 #include "common/sysinfo.hpp"
@@ -14,12 +15,10 @@
 
 using namespace cake;
 
-TEST(GpuEngine, EveryModeIsBitExactWithComputeOnlyOnTheGpu) {
-#if !defined(CAKE_HAVE_CUDA_BACKEND)
-  GTEST_SKIP() << "built without the CUDA backend";
-#else
-  const CudaInfo cuda = probe_cuda();
-  if (cuda.gpus.empty()) GTEST_SKIP() << "no GPU: " << cuda.unavailable_reason;
+#if defined(CAKE_HAVE_CUDA_BACKEND)
+namespace {
+
+void every_mode_is_bit_exact(AttentionChoice attention) {
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE(testing::Message() << "seed " << seed);
   ModelConfig model = preset_model("tiny");
@@ -39,7 +38,10 @@ TEST(GpuEngine, EveryModeIsBitExactWithComputeOnlyOnTheGpu) {
   BackendOptions options;
   options.max_context_tokens = 1024;
   options.max_chunk_tokens = 128;
+  options.attention = attention;
   BackendChoice choice = make_backend(BackendKind::cuda, model, options);
+  std::cout << choice.reason << "\n";
+  SCOPED_TRACE(choice.reason);
   const std::vector<PointResult> points = run_sweep(*choice.backend, config, nullptr);
   ASSERT_FALSE(points.empty());
   for (const PointResult& p : points) {
@@ -73,5 +75,25 @@ TEST(GpuEngine, EveryModeIsBitExactWithComputeOnlyOnTheGpu) {
     }
   }
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+#endif
+
+// Each attention path the binary has: the engine relies on a chunk's KV being the same bits
+// whichever lane produced it, which holds when prepare and every mode use one kernel and that
+// kernel is deterministic (cuDNN's fused attention is: same shape, same plan, same bits).
+TEST(GpuEngine, EveryModeIsBitExactWithComputeOnlyOnTheGpu) {
+#if !defined(CAKE_HAVE_CUDA_BACKEND)
+  GTEST_SKIP() << "built without the CUDA backend";
+#else
+  const CudaInfo cuda = probe_cuda();
+  if (cuda.gpus.empty()) GTEST_SKIP() << "no GPU: " << cuda.unavailable_reason;
+  {
+    SCOPED_TRACE("--attention mma");
+    every_mode_is_bit_exact(AttentionChoice::mma);
+  }
+  SCOPED_TRACE("--attention auto");
+  every_mode_is_bit_exact(AttentionChoice::auto_select);
 #endif
 }

@@ -164,17 +164,20 @@ TEST(GpuBackend, OneLayerWithHeadDim128MatchesCpuBackendOnEachAttentionPath) {
 
 TEST(GpuBackend, ReportsWhichAttentionRuns) {
   CAKE_REQUIRE_GPU();
+  const ModelConfig model = head_dim_128_layer();
   BackendOptions options;
   options.max_context_tokens = 256;
   options.max_chunk_tokens = 128;
   options.attention = AttentionChoice::mma;
-  EXPECT_NE(make_cuda_backend(preset_model("tiny"), options)->details().find("attention: mma"), std::string::npos);
+  EXPECT_NE(make_cuda_backend(model, options)->details().find("attention: mma"), std::string::npos);
   options.attention = AttentionChoice::cudnn;
   if (!cuda::cudnn_attention_built()) {
-    EXPECT_THROW(make_cuda_backend(preset_model("tiny"), options), EnvironmentError);
+    EXPECT_THROW(make_cuda_backend(model, options), EnvironmentError);
     return;
   }
-  EXPECT_NE(make_cuda_backend(preset_model("tiny"), options)->details().find("attention: cudnn"), std::string::npos);
+  const std::string details = make_cuda_backend(model, options)->details();
+  std::cout << details << "\n";
+  EXPECT_NE(details.find("attention: cudnn"), std::string::npos);
 }
 
 TEST(GpuBackend, ChunkedKvMatchesUnchunkedAndRepeatsBitForBit) {
