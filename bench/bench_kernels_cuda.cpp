@@ -10,15 +10,18 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/error.hpp"
 #include "common/cuda_raii.hpp"
 #include "common/sysinfo.hpp"
 #include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/cuda_backend_stream.hpp"
+#include "kernels/cuda/cudnn_attention.hpp"
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/ops.hpp"
 #include "kernels/presets.hpp"
@@ -122,6 +125,99 @@ void attention_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_CudaAttention)->Apply(attention_args)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(10);
 
+// ---- cuDNN's fused attention, same shapes and buffers: Args: context, chunk (0 = whole) ----
+// The first launch builds the shape's plan (counted apart: plan_build_ms); then timed as above.
+void BM_CudnnAttention(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const ModelConfig m = llama_layer();
+  const int64_t context = state.range(0);
+  const int64_t n = state.range(1) == 0 ? context : state.range(1);
+  const int64_t first_pos = context - n;
+  cuda::Stream stream;
+  std::unique_ptr<cuda::CudnnAttention> attention;
+  try {
+    attention = std::make_unique<cuda::CudnnAttention>(0, m.head_dim);
+  } catch (const Error& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  const size_t qkv_width = m.qkv_width();
+  const size_t kv_row = static_cast<size_t>(m.kv_heads) * m.head_dim;
+  cuda::DeviceBuffer q(n * qkv_width * sizeof(bf16)), k(context * kv_row * sizeof(bf16)),
+      v(context * kv_row * sizeof(bf16)), out(n * static_cast<size_t>(m.q_heads) * m.head_dim * sizeof(bf16));
+  fill_random(q.as<bf16>(), n * qkv_width, 2.0f, 1, stream.get());
+  fill_random(k.as<bf16>(), context * kv_row, 1.0f, 2, stream.get());
+  fill_random(v.as<bf16>(), context * kv_row, 1.0f, 3, stream.get());
+  cuda::AttentionArgs a;
+  a.q = q.as<bf16>();
+  a.q_row_stride = static_cast<int64_t>(qkv_width);
+  a.k = k.as<bf16>();
+  a.v = v.as<bf16>();
+  a.out = out.as<bf16>();
+  a.out_row_stride = static_cast<int64_t>(m.q_heads) * m.head_dim;
+  a.n = static_cast<int>(n);
+  a.first_pos = first_pos;
+  a.q_heads = m.q_heads;
+  a.kv_heads = m.kv_heads;
+  a.head_dim = m.head_dim;
+  const double keys_seen = static_cast<double>(n) * first_pos + static_cast<double>(n) * (n + 1) / 2;
+  const double flops = 2.0 * 2.0 * keys_seen * m.q_heads * m.head_dim;
+  attention->prepare_plan(a, stream.get());
+  state.SetLabel(cat("engine ", attention->stats().engine_global_index));
+  state.counters["plan_build_ms"] = attention->stats().plan_build_ms_total;
+  state.counters["workspace_MB"] = static_cast<double>(attention->stats().workspace_bytes_max) / 1e6;
+  time_iterations(state, stream.get(), [&] { attention->launch(a, stream.get()); }, flops, 0);
+}
+BENCHMARK(BM_CudnnAttention)
+    ->Args({4096, 0})
+    ->Args({16384, 0})
+    ->Args({32768, 0})
+    ->Args({65536, 0})
+    ->Args({32768, 1024})
+    ->Args({32768, 4096})
+    ->Args({65536, 4096})
+    ->Args({32768, 0})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10);
+
+// ---- what a chunked run's plans cost: every chunk shape of a context, built once: Args: context, chunk ----
+void BM_CudnnPlans(benchmark::State& state) {
+  if (skip_without_gpu(state)) return;
+  const ModelConfig m = llama_layer();
+  const int64_t context = state.range(0);
+  const int64_t chunk = state.range(1);
+  cuda::Stream stream;
+  for (auto _ : state) {
+    std::unique_ptr<cuda::CudnnAttention> attention;
+    try {
+      attention = std::make_unique<cuda::CudnnAttention>(0, m.head_dim);
+    } catch (const Error& e) {
+      state.SkipWithError(e.what());
+      return;
+    }
+    cuda::AttentionArgs a;
+    a.q_row_stride = m.qkv_width();
+    a.out_row_stride = static_cast<int64_t>(m.q_heads) * m.head_dim;
+    a.q_heads = m.q_heads;
+    a.kv_heads = m.kv_heads;
+    a.head_dim = m.head_dim;
+    const int64_t start_ns = now_ns();
+    for (int64_t pos = 0; pos < context; pos += chunk) {
+      a.n = static_cast<int>(std::min(chunk, context - pos));
+      a.first_pos = pos;
+      attention->prepare_plan(a, stream.get());
+    }
+    const double ms = ns_to_ms(now_ns() - start_ns);
+    state.SetIterationTime(ms / 1e3);
+    state.counters["plans"] = static_cast<double>(attention->stats().plans_built);
+    state.counters["total_ms"] = ms;
+    state.counters["per_plan_ms"] = ms / static_cast<double>(attention->stats().plans_built);
+    state.counters["max_plan_ms"] = attention->stats().plan_build_ms_max;
+  }
+}
+BENCHMARK(BM_CudnnPlans)->Args({32768, 1024})->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(1);
+
 // ---- the four GEMMs of a llama-3-8b layer: Args: tokens, which ----
 void BM_CudaGemm(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
@@ -210,8 +306,12 @@ BENCHMARK(BM_CudaElementwise)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(20);
 
-// ---- one whole llama-3-8b layer through the backend: Args: context, chunk (0 = one chunk) ----
+// Args' attention index: 0 = mma, 1 = cudnn.
+AttentionChoice attention_arg(int64_t index) { return index == 0 ? AttentionChoice::mma : AttentionChoice::cudnn; }
+
+// ---- one whole llama-3-8b layer through the backend: Args: context, chunk (0 = one chunk), attention ----
 // Embedding and the layer for every token (no LM head): prefill_flops(context, 0) with layers = 1.
+// Warm-up builds cuDNN's plans of every chunk shape before timing.
 void BM_CudaLayer(benchmark::State& state) {
   if (skip_without_gpu(state)) return;
   const ModelConfig m = llama_layer();
@@ -220,7 +320,9 @@ void BM_CudaLayer(benchmark::State& state) {
   BackendOptions options;
   options.max_context_tokens = context;
   options.max_chunk_tokens = chunk;
+  options.attention = attention_arg(state.range(2));
   auto backend = make_cuda_backend(m, options);
+  state.SetLabel(backend->details().substr(0, 60));
   const cudaStream_t s = cuda_backend_stream(*backend);
   std::vector<int32_t> tokens(context);
   for (int64_t i = 0; i < context; ++i) tokens[i] = static_cast<int32_t>(splitmix64(i) % m.vocab);
@@ -233,12 +335,13 @@ void BM_CudaLayer(benchmark::State& state) {
       m.prefill_flops(context, 0), 0);
 }
 BENCHMARK(BM_CudaLayer)
-    ->Args({1024, 0})
-    ->Args({4096, 0})
-    ->Args({16384, 0})
-    ->Args({32768, 0})
-    ->Args({65536, 0})
-    ->Args({32768, 4096})
+    ->ArgsProduct({{4096, 16384, 32768, 65536}, {0}, {0, 1}})
+    ->Args({1024, 0, 1})
+    ->Args({32768, 1024, 1})
+    ->Args({32768, 2048, 1})
+    ->Args({32768, 4096, 1})
+    ->Args({65536, 4096, 1})
+    ->Args({32768, 4096, 0})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(5);
@@ -254,8 +357,10 @@ void BM_CudaModel(benchmark::State& state) {
   BackendOptions options;
   options.max_context_tokens = context + 1;
   options.max_chunk_tokens = chunk;
+  options.attention = attention_arg(state.range(2));
   const int64_t create_start_ns = now_ns();
   auto backend = make_cuda_backend(m, options);
+  state.SetLabel(backend->details().substr(0, 60));
   state.counters["create_ms"] = ns_to_ms(now_ns() - create_start_ns);
   state.counters["weights_GB"] = static_cast<double>(m.parameter_count()) * sizeof(bf16) / 1e9;
   std::vector<int32_t> tokens(context + 1);
@@ -265,7 +370,9 @@ void BM_CudaModel(benchmark::State& state) {
       backend->prefill_chunk(std::span<const int32_t>(tokens.data() + pos, std::min(chunk, context - pos)), pos);
     return backend->first_token(std::span<const int32_t>(tokens.data() + context, 1), context);
   };
-  run();  // warm-up
+  const int64_t warm_start_ns = now_ns();
+  run();  // warm-up (builds cuDNN's plans of every chunk shape)
+  state.counters["warmup_ms"] = ns_to_ms(now_ns() - warm_start_ns);
   std::vector<double> ms;
   for (auto _ : state) {
     backend->synchronize();
@@ -280,7 +387,15 @@ void BM_CudaModel(benchmark::State& state) {
   state.counters["median_ms"] = median_ms;
   state.counters["TFLOPs"] = (m.prefill_flops(context, 0) + m.prefill_flops(1, context)) / (median_ms * 1e-3) / 1e12;
 }
-BENCHMARK(BM_CudaModel)->Args({32768, 4096})->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_CudaModel)
+    ->Args({32768, 1024, 1})
+    ->Args({32768, 2048, 1})
+    ->Args({32768, 4096, 1})
+    ->Args({65536, 4096, 1})
+    ->Args({32768, 4096, 0})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 
 }  // namespace
 }  // namespace cake

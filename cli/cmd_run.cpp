@@ -38,7 +38,7 @@ std::string default_out_dir() {
   return cat("./cake-results/", stamp);
 }
 
-BackendOptions backend_options(const Resolved& r, int cpu_threads) {
+BackendOptions backend_options(const Resolved& r, const RunFlags& f) {
   BackendOptions o;
   for (const Request& req : r.sweep.requests) {
     o.max_context_tokens = std::max<int64_t>(o.max_context_tokens, static_cast<int64_t>(req.prefix.size() + req.suffix.size()));
@@ -46,7 +46,8 @@ BackendOptions backend_options(const Resolved& r, int cpu_threads) {
   }
   for (int32_t c : r.sweep.chunk_tokens)
     o.max_chunk_tokens = std::max<int64_t>(o.max_chunk_tokens, static_cast<int64_t>(c) * std::max(1, r.sweep.compute_tokens / c));
-  o.cpu_threads = cpu_threads;
+  o.cpu_threads = f.cpu_threads;
+  o.attention = parse_attention_choice(f.attention);
   return o;
 }
 
@@ -266,7 +267,7 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
       throw UsageError("--trace replays one source at one bandwidth: give a single --source and --bandwidth");
     for (const std::string& note : r.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
     const StorageInfo storage = probe_storage(f.store_dir);
-    BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, f.cpu_threads));
+    BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, f));
     std::fprintf(stderr, "backend: %s\n", choice.reason.c_str());
     print_store_lines(r.sweep, f.store_dir, storage);
 
@@ -325,7 +326,7 @@ void add_prepare_command(CLI::App& app, int& exit_code) {
   add_run_flags(cmd, *flags, false);
   cmd->callback([flags, &exit_code] {
     Resolved r = resolve_run_flags(*flags);
-    BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, flags->cpu_threads));
+    BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, *flags));
     std::fprintf(stderr, "backend: %s\n", choice.reason.c_str());
     std::filesystem::create_directories(flags->store_dir);
     for (int32_t chunk : r.sweep.chunk_tokens)

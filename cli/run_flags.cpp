@@ -74,6 +74,10 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--store", f.store_dir, "KV store directory")->capture_default_str();
   cmd->add_option("--seed", f.seed, "Seed of the synthetic tokens (weights use the model's seed)")->capture_default_str();
   cmd->add_option("--cpu-threads", f.cpu_threads, "CPU backend threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--attention", f.attention,
+                  "CUDA backend attention: auto (cuDNN's fused attention when available, else mma), cudnn, or mma "
+                  "(the portable sm_80 mma.sync kernel); the report's backend line says which ran")
+      ->capture_default_str();
   if (!sweep_flags) return;
   cmd->add_option("--mode", f.mode, "Modes: compute, io, cake, oracle, split=F (comma list)")->capture_default_str();
   cmd->add_option("--bandwidth", f.bandwidth,

@@ -50,6 +50,7 @@ struct RunFlags {
   int staging_slots = 2;
   int tcp_pipeline = 4;
   int cpu_threads = 0;
+  std::string attention = "auto";  // CUDA backend: auto, cudnn or mma
   double inject_compute_delay_ms = 0;
   double inject_compute_slowdown = 1;
   double inject_load_slowdown = 1;

@@ -40,6 +40,22 @@ const char* backend_kind_name(BackendKind kind) {
   return "unknown";
 }
 
+AttentionChoice parse_attention_choice(std::string_view text) {
+  if (text == "auto") return AttentionChoice::auto_select;
+  if (text == "cudnn") return AttentionChoice::cudnn;
+  if (text == "mma") return AttentionChoice::mma;
+  throw UsageError(cat("unknown attention '", text, "'; choose auto, cudnn or mma"));
+}
+
+const char* attention_choice_name(AttentionChoice choice) {
+  switch (choice) {
+    case AttentionChoice::auto_select: return "auto";
+    case AttentionChoice::cudnn: return "cudnn";
+    case AttentionChoice::mma: return "mma";
+  }
+  return "unknown";
+}
+
 BackendChoice make_backend(BackendKind kind, const ModelConfig& model, const BackendOptions& options) {
   if (kind == BackendKind::cpu) return {make_cpu_backend(model, options), "the CPU backend, as asked"};
 
@@ -55,9 +71,11 @@ BackendChoice make_backend(BackendKind kind, const ModelConfig& model, const Bac
     throw UsageError(cat("GPU index ", options.device, " does not exist; this machine has ", cuda.gpus.size(),
                          " GPU(s)"));
   const GpuInfo& gpu = cuda.gpus[static_cast<size_t>(options.device)];
-  return {make_cuda_backend(model, options),
-          cat("the CUDA backend on GPU ", gpu.index, " (", gpu.name, "), ",
-              kind == BackendKind::cuda ? "as asked" : "a GPU is present")};
+  std::unique_ptr<ComputeBackend> backend = make_cuda_backend(model, options);
+  const std::string details = backend->details();
+  return {std::move(backend), cat("the CUDA backend on GPU ", gpu.index, " (", gpu.name, "), ",
+                                  kind == BackendKind::cuda ? "as asked" : "a GPU is present",
+                                  details.empty() ? "" : "; ", details)};
 #else
   throw Error("internal: a GPU was reported usable in a build without the CUDA backend");
 #endif

@@ -16,6 +16,10 @@ enum class BackendKind { auto_select, cpu, cuda };
 BackendKind parse_backend_kind(std::string_view text);
 const char* backend_kind_name(BackendKind kind);
 
+// "auto", "cudnn", "mma"; throws UsageError listing them otherwise.
+AttentionChoice parse_attention_choice(std::string_view text);
+const char* attention_choice_name(AttentionChoice choice);
+
 struct BackendChoice {
   std::unique_ptr<ComputeBackend> backend;
   std::string reason;  // one line for the user: which backend and why

@@ -19,11 +19,17 @@ struct FirstToken {
   std::vector<float> logits;  // [vocab], fp32, of the last suffix position
 };
 
+// Which attention kernel the CUDA backend runs. auto: cuDNN's fused attention when this binary
+// has cuDNN and cuDNN can plan the model's attention on this GPU, else the mma.sync kernel (the
+// portable sm_80 path); cudnn: cuDNN or an error saying why not; mma: the mma.sync kernel.
+enum class AttentionChoice { auto_select, cudnn, mma };
+
 struct BackendOptions {
   int64_t max_context_tokens = 0;  // KV cache capacity: prefix + suffix
   int64_t max_chunk_tokens = 0;    // largest prefill_chunk / first_token call
   int cpu_threads = 0;             // CPU backend: 0 = all cores
   int device = 0;                  // CUDA backend: GPU index
+  AttentionChoice attention = AttentionChoice::auto_select;  // CUDA backend only
 };
 
 class ComputeBackend {
@@ -31,6 +37,8 @@ class ComputeBackend {
   virtual ~ComputeBackend() = default;
 
   virtual std::string name() const = 0;  // "cpu", "cuda"
+  // What else a report must say about how this backend computes ("attention: cudnn (...)"); may be "".
+  virtual std::string details() const { return ""; }
   virtual const ModelConfig& model() const = 0;
   // Valid for the backend's lifetime; loaders copy chunks into it.
   virtual KvCacheView kv_cache() const = 0;

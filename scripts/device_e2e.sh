@@ -6,12 +6,17 @@
 #   scripts/device_e2e.sh stage2b  # 32K and 64K at 1-4 Gbps, disk (unthrottled) at 32K and 64K
 # Every command is echoed before it runs, so the log is the record of what produced each result.
 # Results come back as one tarball per run folder in $OUT (the device tool returns at most 8 files).
+# CARRY_DIR (default .carry, relative to the repo root): what device_pack.sh packed; cuDNN is
+# loaded from PyTorch's wheel (CUDNN_LIB_DIR).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+CARRY_DIR=${CARRY_DIR:-.carry}
+here=$(cd "$(dirname "$0")" && pwd)
+if [[ $(basename "$(dirname "$here")") == $(basename "$CARRY_DIR") ]]; then cd "$here/../.."; else cd "$here/.."; fi
 OUT=${OUT:-/tmp/cake-e2e-out}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-B=$PWD/.carry/bin/cake-bench
+CUDNN_LIB_DIR=${CUDNN_LIB_DIR:-/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib}
+export LD_LIBRARY_PATH=$PWD/$CARRY_DIR/lib:$CUDNN_LIB_DIR:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+B=$PWD/$CARRY_DIR/bin/cake-bench
 RES=/tmp/cake-e2e-results
 SHM=/dev/shm/cake
 DISK=/var/tmp/cake-disk
@@ -27,7 +32,7 @@ run() {  # run CMD...: echo, time, keep going on failure
 }
 pack() { tar -C "$RES" -czf "$OUT/$1.tgz" "$1" && echo "packed $1 ($(du -sh "$RES/$1" | cut -f1))"; }
 
-echo "commit: $(cat .carry/commit 2>/dev/null)"
+echo "commit: $(cat "$CARRY_DIR/commit" 2>/dev/null)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu --format=csv
 free -g | head -2; df -h /dev/shm /var/tmp | tail -2
 
@@ -35,8 +40,8 @@ case "${1:-stage1}" in
 stage1)
   run "$B" info --store "$SHM"
   "$B" info --store "$DISK" --json > "$OUT/info.json"
-  run timeout 300 .carry/bin/test_engine
-  run timeout 300 .carry/bin/test_loaders
+  run timeout 300 "$CARRY_DIR"/bin/test_engine
+  run timeout 300 "$CARRY_DIR"/bin/test_loaders
   run timeout 120 "$B" calibrate --store "$SHM/cal" --size 1GiB --bandwidth 1gbps,4gbps,16gbps,64gbps
   run timeout 120 "$B" calibrate --store "$DISK/cal" --size 2GiB
   rm -rf "$SHM/cal" "$DISK/cal"
@@ -59,7 +64,7 @@ stage1)
   pack ctx32k-disk
   ;;
 stage2a)
-  run timeout 120 .carry/bin/test_engine --gtest_filter='GpuEngine.*:Engine.*'
+  run timeout 120 "$CARRY_DIR"/bin/test_engine --gtest_filter='GpuEngine.*:Engine.*'
   run timeout 200 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle \
     --bandwidth 1gbps,2gbps,4gbps --source "file:$SHM" --repeat 1 --warmup 0 --verify token --out "$RES/ctx32k-shm-low"
   pack ctx32k-shm-low
@@ -71,7 +76,7 @@ stage2a)
   pack ctx64k-shm-high
   ;;
 stage2b)
-  run timeout 100 .carry/bin/test_engine --gtest_filter='GpuEngine.*:Engine.*'
+  run timeout 100 "$CARRY_DIR"/bin/test_engine --gtest_filter='GpuEngine.*:Engine.*'
   run timeout 150 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle \
     --bandwidth 1gbps,2gbps,4gbps --source "file:$SHM" --repeat 1 --warmup 0 --verify token --out "$RES/ctx32k-shm-low"
   pack ctx32k-shm-low

@@ -6,14 +6,24 @@
 # Logs and JSON land in $OUT (the device tool's output folder: at most 8 files come back, this
 # writes 8); the table is printed last.
 # Usage there: scripts/device_kernels.sh [--quick]   (--quick: tests and sanitizer only)
+# CARRY_DIR (default .carry, relative to the repo root) holds what device_pack.sh packed; the
+# script may run from $CARRY_DIR/scripts (it finds the repo root from CARRY_DIR's location).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+CARRY_DIR=${CARRY_DIR:-.carry}
+here=$(cd "$(dirname "$0")" && pwd)
+if [[ $(basename "$here") == scripts && $(basename "$(dirname "$here")") == $(basename "$CARRY_DIR") ]]; then
+  cd "$here/../.."
+else
+  cd "$here/.."
+fi
 OUT=${OUT:-/tmp/cake-device-out}
 mkdir -p "$OUT"
 QUICK=0
 [[ "${1:-}" == "--quick" ]] && QUICK=1
-BIN=.carry/bin
-export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+BIN=$CARRY_DIR/bin
+# cuDNN comes from PyTorch's wheel on the GPU machine (the binaries are linked to libcudnn.so.9).
+CUDNN_LIB_DIR=${CUDNN_LIB_DIR:-/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib}
+export LD_LIBRARY_PATH=$PWD/$CARRY_DIR/lib:$CUDNN_LIB_DIR:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export PATH=/usr/local/cuda/bin:/opt/torch/.venv/bin:$PATH
 export PYTHONUNBUFFERED=1
 status=0
@@ -22,7 +32,7 @@ step() { echo; echo "=== $* ($(date +%T))"; }
 step "machine"
 nvidia-smi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
-cat .carry/commit
+cat "$CARRY_DIR/commit"
 for lib in /usr/local/cuda/lib64/libcublas.so.13 /usr/local/cuda/lib64/libcublasLt.so.13; do readlink -f "$lib"; done
 
 step "do the binaries load"
@@ -60,7 +70,7 @@ if [[ $QUICK -eq 0 ]]; then
   [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 
   step "PyTorch layer baseline"
-  timeout 300 python3 scripts/pytorch_layer_baseline.py --ours "$OUT/bench_kernels_cuda.json" \
+  timeout 300 python3 "$CARRY_DIR/scripts/pytorch_layer_baseline.py" --ours "$OUT/bench_kernels_cuda.json" \
     --json "$OUT/pytorch_layer.json" --table "$OUT/layer_table.md" 2>&1
   [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 fi

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Builds the GPU binaries here and packs them for the GPU machine (the device tool), which has
 # CUDA 13.0 and a driver but none of our build dependencies (no liburing, no apt):
-#   .carry/bin/  stripped binaries       .carry/lib/  the non-system shared libraries they need
-# Pass `carry: [".carry"]` to the device run and start scripts/device_kernels.sh there.
-# cuBLAS is not carried (hundreds of MB): the machine's own libcublas*.so.13 are used, and
-# device_kernels.sh checks first that every binary loads.
+#   $CARRY_DIR/bin/      stripped binaries
+#   $CARRY_DIR/lib/      the non-system shared libraries they need
+#   $CARRY_DIR/scripts/  this checkout's scripts (the device runs /work/main's checkout, whose
+#                        scripts may be older than the binaries)
+# Pass `carry: ["<CARRY_DIR relative to the repo root>"]` to the device run and start
+# $CARRY_DIR/scripts/device_kernels.sh (or device_attn.sh) there.
+# cuBLAS is not carried (hundreds of MB): the machine's own libcublas*.so.13 are used. Nor is
+# cuDNN: the binaries load libcudnn.so.9 from PyTorch's wheel there (nvidia/cudnn/lib, put on
+# LD_LIBRARY_PATH by the device scripts), whose version they print. The scripts check first that
+# every binary loads.
 #
-# Environment: BUILD_DIR (default build-device, configured for sm_90a only, which keeps the
+# Environment: CARRY_DIR (default .carry; may be absolute, e.g. /work/main/.carry-attn from a
+# helper's worktree), BUILD_DIR (default build-device, configured for sm_90a only, which keeps the
 # binaries small and builds once), PACK_TARGETS (default: the GPU tests and the benchmarks;
 # targets that do not exist in this checkout yet are skipped with a note), JOBS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-device}
+CARRY_DIR=${CARRY_DIR:-.carry}
 PACK_TARGETS=${PACK_TARGETS:-"test_kernels_gpu cake_bench_micro"}
 JOBS=${JOBS:-2}
 export PATH=/usr/local/cuda/bin:$PATH
@@ -20,8 +28,8 @@ if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CUDA_ARCHITECTURES=90a >/dev/null
 fi
 
-rm -rf .carry
-mkdir -p .carry/bin .carry/lib
+rm -rf "$CARRY_DIR"
+mkdir -p "$CARRY_DIR/bin" "$CARRY_DIR/lib" "$CARRY_DIR/scripts"
 for target in $PACK_TARGETS; do
   if ! ninja -C "$BUILD_DIR" -t query "$target" >/dev/null 2>&1; then
     echo "device_pack: no target $target in this checkout; skipped"
@@ -29,17 +37,18 @@ for target in $PACK_TARGETS; do
   fi
   ninja -C "$BUILD_DIR" -j "$JOBS" "$target"
   binary=$(find "$BUILD_DIR" -type f -name "$target" -perm -u+x | head -n 1)
-  strip -o ".carry/bin/$target" "$binary"
+  strip -o "$CARRY_DIR/bin/$target" "$binary"
   # Shared libraries that are neither glibc/libstdc++ (newer on the device) nor CUDA's own.
   ldd "$binary" | awk '/=> \// {print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libdl.so*|librt.so*|libpthread.so*|libgcc_s.so*|libstdc++.so*|ld-linux*) ;;
-      libcublas*|libcudart*|libcuda.so*) ;;
-      *) cp -Lu "$lib" .carry/lib/ ;;
+      libcublas*|libcudart*|libcuda.so*|libcudnn*) ;;
+      *) cp -Lu "$lib" "$CARRY_DIR/lib/" ;;
     esac
   done
 done
-git rev-parse HEAD > .carry/commit
-git status --porcelain --untracked-files=no | sed 's/^/dirty: /' >> .carry/commit
-du -sh .carry
-ls -la .carry/bin .carry/lib
+cp scripts/*.sh scripts/*.py "$CARRY_DIR/scripts/"
+git rev-parse HEAD > "$CARRY_DIR/commit"
+git status --porcelain --untracked-files=no | sed 's/^/dirty: /' >> "$CARRY_DIR/commit"
+du -sh "$CARRY_DIR"
+ls -la "$CARRY_DIR/bin" "$CARRY_DIR/lib"

@@ -15,6 +15,7 @@
 #include "common/error.hpp"
 #include "common/nvtx.hpp"
 #include "kernels/cuda/attention.hpp"
+#include "kernels/cuda/cudnn_attention.hpp"
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/ops.hpp"
 #include "kernels/seeded_weights.hpp"
@@ -81,6 +82,7 @@ class CudaBackend final : public ComputeBackend {
   CudaBackend(const ModelConfig& model, const BackendOptions& options);
 
   std::string name() const override { return "cuda"; }
+  std::string details() const override { return attention_path_; }
   const ModelConfig& model() const override { return model_; }
   KvCacheView kv_cache() const override { return kv_view_; }
   void prefill_chunk(std::span<const int32_t> tokens, int64_t first_pos) override;
@@ -99,6 +101,9 @@ class CudaBackend final : public ComputeBackend {
   // refuses (the layers queued before it still run).
   bool forward(int n, int64_t first_pos, const LayerGate* gate = nullptr);
   void generate_weights();
+  void choose_attention(AttentionChoice choice);
+  cuda::AttentionArgs attention_args(int n, int64_t first_pos, const bf16* qkv, const bf16* k_cache,
+                                     const bf16* v_cache, bf16* out) const;
 
   ModelConfig model_;
   BackendOptions options_;
@@ -106,6 +111,8 @@ class CudaBackend final : public ComputeBackend {
   cuda::Stream stream_{"the CUDA backend's compute stream"};
   cuda::Gemm gemm_{stream_.get()};
   cuda::AttentionKernel attention_;
+  std::unique_ptr<cuda::CudnnAttention> cudnn_attention_;  // set when cuDNN's attention runs
+  std::string attention_path_;                             // for reports: which attention and why
 
   cuda::DeviceBuffer weights_;
   std::vector<LayerWeights> layers_;
@@ -215,6 +222,50 @@ CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options
 
   generate_weights();
   stream_.synchronize("generating weights");
+  choose_attention(options.attention);
+}
+
+cuda::AttentionArgs CudaBackend::attention_args(int n, int64_t first_pos, const bf16* qkv, const bf16* k_cache,
+                                                const bf16* v_cache, bf16* out) const {
+  const ModelConfig& m = model_;
+  cuda::AttentionArgs args;
+  args.q = qkv;
+  args.q_row_stride = m.qkv_width();
+  args.k = k_cache;
+  args.v = v_cache;
+  args.out = out;
+  args.out_row_stride = static_cast<int64_t>(m.q_heads) * m.head_dim;
+  args.n = n;
+  args.first_pos = first_pos;
+  args.q_heads = m.q_heads;
+  args.kv_heads = m.kv_heads;
+  args.head_dim = m.head_dim;
+  return args;
+}
+
+// auto takes cuDNN when it is built in and can plan this model's attention here (one plan of a
+// small shape is built as the probe); the choice is fixed for the backend's lifetime, so prepare
+// and every timed mode compute a chunk with the same kernel and its KV stays bit-identical.
+void CudaBackend::choose_attention(AttentionChoice choice) {
+  const std::string mma = cat("attention: mma (sm_80 mma.sync flash kernel, tiling ", attention_.tiling().name(), ")");
+  if (choice == AttentionChoice::mma) {
+    attention_path_ = cat(mma, ", as asked");
+    return;
+  }
+  try {
+    auto cudnn = std::make_unique<cuda::CudnnAttention>(gpu_.device, model_.head_dim);
+    const int probe_n = static_cast<int>(std::min<int64_t>(64, options_.max_chunk_tokens));
+    cudnn->prepare_plan(attention_args(probe_n, probe_n, proj_.as<bf16>(), kv_.as<bf16>(), kv_.as<bf16>(),
+                                       act_.as<bf16>()),
+                        stream_.get());
+    cudnn_attention_ = std::move(cudnn);
+    attention_path_ = cat("attention: cudnn (", cudnn_attention_->describe(), ")",
+                          choice == AttentionChoice::cudnn ? ", as asked" : ", auto");
+  } catch (const Error& e) {
+    if (choice == AttentionChoice::cudnn)
+      throw EnvironmentError(cat("--attention cudnn: cuDNN's fused attention cannot run here: ", e.what()));
+    attention_path_ = cat(mma, ", auto: cuDNN unavailable (", e.what(), ")");
+  }
 }
 
 void CudaBackend::generate_weights() {
@@ -286,19 +337,11 @@ bool CudaBackend::forward(int n, int64_t first_pos, const LayerGate* gate) {
     cuda::rmsnorm(x, w.attn_norm, act, n, m.hidden, eps, s);
     gemm_.linear(act, n, m.hidden, w.wqkv, m.qkv_width(), proj, false, "qkv");
     cuda::rope_write_kv(proj, n, first_pos, shape, m.rope_theta, k_cache, v_cache, s);
-    cuda::AttentionArgs args;
-    args.q = proj;
-    args.q_row_stride = m.qkv_width();
-    args.k = k_cache;
-    args.v = v_cache;
-    args.out = act;
-    args.out_row_stride = q_width;
-    args.n = n;
-    args.first_pos = first_pos;
-    args.q_heads = m.q_heads;
-    args.kv_heads = m.kv_heads;
-    args.head_dim = m.head_dim;
-    attention_.launch(args, s);
+    const cuda::AttentionArgs args = attention_args(n, first_pos, proj, k_cache, v_cache, act);
+    if (cudnn_attention_)
+      cudnn_attention_->launch(args, s);
+    else
+      attention_.launch(args, s);
     gemm_.linear(act, n, q_width, w.wo, m.hidden, x, true, "wo + residual");
     cuda::rmsnorm(x, w.mlp_norm, act, n, m.hidden, eps, s);
     gemm_.linear(act, n, m.hidden, w.w_gate_up, 2 * m.ffn, proj, false, "gate_up");

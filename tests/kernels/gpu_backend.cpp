@@ -14,6 +14,7 @@
 #include "common/cuda_check.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/cudnn_attention.hpp"
 #include "kernels/presets.hpp"
 #include "tests/kernels/gpu_support.hpp"
 #include "tests/kernels/test_support.hpp"
@@ -82,10 +83,12 @@ ModelConfig head_dim_128_layer() {
   return m;
 }
 
-void compare_with_cpu(const ModelConfig& model, TestRng& rng, double kv_bound, double logits_bound) {
+void compare_with_cpu(const ModelConfig& model, TestRng& rng, double kv_bound, double logits_bound,
+                      AttentionChoice attention = AttentionChoice::auto_select) {
   const int prefix = static_cast<int>(rng.integer(100, 700));
   const int suffix = static_cast<int>(rng.integer(1, 40));
   BackendOptions options;
+  options.attention = attention;
   options.max_context_tokens = prefix + suffix;
   options.max_chunk_tokens = prefix;
   const std::vector<int32_t> tokens = rng.tokens(prefix, model.vocab);
@@ -95,6 +98,7 @@ void compare_with_cpu(const ModelConfig& model, TestRng& rng, double kv_bound, d
                    ", suffix ", suffix));
 
   auto gpu = make_cuda_backend(model, options);
+  SCOPED_TRACE(gpu->details());
   auto cpu = make_cpu_backend(model, options, CpuBackendOptions{.round_weights_to_bf16 = true});
   gpu->poison_kv_cache();
   cpu->poison_kv_cache();
@@ -142,6 +146,38 @@ TEST(GpuBackend, OneLayerWithHeadDim128MatchesCpuBackend) {
   TestRng rng;
   SCOPED_TRACE(rng.trace());
   compare_with_cpu(head_dim_128_layer(), rng, 1e-2, 2e-2);
+}
+
+// Each attention path explicitly (auto above takes cuDNN when this build has it).
+TEST(GpuBackend, OneLayerWithHeadDim128MatchesCpuBackendOnEachAttentionPath) {
+  CAKE_REQUIRE_GPU();
+  TestRng rng;
+  SCOPED_TRACE(rng.trace());
+  {
+    SCOPED_TRACE("--attention mma");
+    compare_with_cpu(head_dim_128_layer(), rng, 1e-2, 2e-2, AttentionChoice::mma);
+  }
+  if (!cuda::cudnn_attention_built()) GTEST_SKIP() << "cuDNN path: " << cuda::cudnn_version_text();
+  SCOPED_TRACE("--attention cudnn");
+  compare_with_cpu(head_dim_128_layer(), rng, 1e-2, 2e-2, AttentionChoice::cudnn);
+}
+
+TEST(GpuBackend, ReportsWhichAttentionRuns) {
+  CAKE_REQUIRE_GPU();
+  const ModelConfig model = head_dim_128_layer();
+  BackendOptions options;
+  options.max_context_tokens = 256;
+  options.max_chunk_tokens = 128;
+  options.attention = AttentionChoice::mma;
+  EXPECT_NE(make_cuda_backend(model, options)->details().find("attention: mma"), std::string::npos);
+  options.attention = AttentionChoice::cudnn;
+  if (!cuda::cudnn_attention_built()) {
+    EXPECT_THROW(make_cuda_backend(model, options), EnvironmentError);
+    return;
+  }
+  const std::string details = make_cuda_backend(model, options)->details();
+  std::cout << details << "\n";
+  EXPECT_NE(details.find("attention: cudnn"), std::string::npos);
 }
 
 TEST(GpuBackend, ChunkedKvMatchesUnchunkedAndRepeatsBitForBit) {

@@ -27,6 +27,18 @@ TEST(BackendFactory, ParsesKinds) {
     EXPECT_EQ(parse_backend_kind(backend_kind_name(k)), k);
 }
 
+TEST(BackendFactory, ParsesAttentionChoices) {
+  EXPECT_EQ(parse_attention_choice("auto"), AttentionChoice::auto_select);
+  EXPECT_EQ(parse_attention_choice("cudnn"), AttentionChoice::cudnn);
+  EXPECT_EQ(parse_attention_choice("mma"), AttentionChoice::mma);
+  EXPECT_THROW(parse_attention_choice("flash"), UsageError);
+  EXPECT_THROW(parse_attention_choice("cuDNN"), UsageError);
+  EXPECT_THROW(parse_attention_choice(""), UsageError);
+  for (AttentionChoice c : {AttentionChoice::auto_select, AttentionChoice::cudnn, AttentionChoice::mma})
+    EXPECT_EQ(parse_attention_choice(attention_choice_name(c)), c);
+  EXPECT_EQ(BackendOptions{}.attention, AttentionChoice::auto_select);
+}
+
 TEST(BackendFactory, CpuIsAlwaysAvailable) {
   const BackendChoice choice = make_backend(BackendKind::cpu, preset_model("tiny-mha"), small_options());
   ASSERT_NE(choice.backend, nullptr);
