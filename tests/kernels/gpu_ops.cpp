@@ -170,7 +170,7 @@ TEST(GpuOps, RopeRotatesQInPlaceAndWritesKvRows) {
     d_v.memset_bytes(0xFF);
     bf16* k_cache = reinterpret_cast<bf16*>(d_k.get()) - base * kv_width;  // row p lives at p - base
     bf16* v_cache = reinterpret_cast<bf16*>(d_v.get()) - base * kv_width;
-    cuda::rope_write_kv(reinterpret_cast<bf16*>(d_qkv.get()), n, first_pos, {q_heads, kv_heads, head_dim}, theta,
+    cuda::rope_write_kv(reinterpret_cast<bf16*>(d_qkv.get()), nullptr, n, first_pos, {q_heads, kv_heads, head_dim}, theta,
                         k_cache, v_cache, stream.get());
 
     std::vector<float> q_ref(static_cast<size_t>(n) * q_heads * head_dim), k_ref(static_cast<size_t>(n) * kv_width),
