@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -50,10 +51,14 @@ std::string rope_type(const json& j, const std::string& path) {
     const json* r = field(j, key);
     if (r == nullptr) continue;
     if (!r->is_object()) throw UsageError(cat(path, ": field \"", key, "\" must be an object, got ", r->dump()));
-    for (const char* type_key : {"rope_type", "type"}) {
-      const json* t = field(*r, type_key);
-      if (t != nullptr && t->is_string() && t->get<std::string>() != "default") return t->get<std::string>();
-    }
+    std::vector<const json*> levels = {r};  // and per layer type: {"full_attention": {...}}
+    for (const auto& [layer_type, params] : r->items())
+      if (params.is_object()) levels.push_back(&params);
+    for (const json* level : levels)
+      for (const char* type_key : {"rope_type", "type"}) {
+        const json* t = field(*level, type_key);
+        if (t != nullptr && t->is_string() && t->get<std::string>() != "default") return t->get<std::string>();
+      }
   }
   return "default";
 }
@@ -195,7 +200,9 @@ Checkpoint open_checkpoint(const std::string& dir_in) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (!fs::is_directory(dir)) throw UsageError(cat("--model ", dir, ": not a directory"));
   Checkpoint c;
-  c.dir = dir;
+  std::error_code ec;
+  const fs::path absolute = fs::canonical(dir, ec);
+  c.dir = ec ? dir : absolute.string();  // reports record where the weights were read from
   c.name = fs::path(dir).filename().string();
   const std::string config_path = cat(dir, "/config.json");
   if (!fs::exists(config_path)) throw UsageError(cat(dir, ": no config.json"));

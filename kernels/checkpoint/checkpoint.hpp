@@ -37,7 +37,7 @@ struct TensorSlot {
 };
 
 struct Checkpoint {
-  std::string dir;
+  std::string dir;               // absolute (canonical) path of the folder
   std::string name;             // the folder's name
   std::string model_type;       // llama, mistral, qwen2
   ModelConfig model;            // name "ckpt:<folder>"; weights_fingerprint empty until loaded

@@ -342,6 +342,19 @@ TEST_F(BadCheckpointTest, UnsupportedArchitectureAndRopeScaling) {
       {"config.json", "'llama3'", "not implemented"});
 }
 
+TEST_F(BadCheckpointTest, RopeParametersPerLayerType) {
+  const std::string dir = path("nested-rope");
+  test::write_tiny_checkpoint(dir, a_, w_, "BF16");
+  nlohmann::json c = test::tiny_config(a_);
+  c.erase("rope_theta");
+  c["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}, {"rope_theta", 250000.0}}}};
+  std::ofstream(dir + "/config.json") << c.dump();
+  EXPECT_EQ(ckpt::open_checkpoint(dir).model.rope_theta, 250000.0);
+  c["rope_parameters"]["full_attention"]["rope_type"] = "yarn";
+  std::ofstream(dir + "/config.json") << c.dump();
+  EXPECT_NE(error_of([&] { ckpt::open_checkpoint(dir); }).find("'yarn'"), std::string::npos);
+}
+
 TEST_F(BadCheckpointTest, NoWeights) {
   const std::string dir = path("config-only");
   fs::create_directories(dir);
