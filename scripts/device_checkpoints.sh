@@ -26,5 +26,35 @@ cmd=("$bin" run --model "$work/tiny-llama" --backend cuda --context 2k --suffix 
      --bandwidth unlimited --source mem --repeat 3 --warmup 1 --store "$work/store" --out "$work/run" -q)
 { echo "command: ${cmd[*]}"; timeout 60 "${cmd[@]}"; echo "run rc=$?"; } > "$OUT/run_log.txt" 2>&1
 cp "$work/run/results.json" "$OUT/run_results.json" 2>/dev/null
+# Load rate on a llama-3-8b-wide checkpoint cut to 2 layers (3.0 GB BF16, one file, written here
+# just before, so it is read from the page cache): what reading + CRC + pinned copy + upload costs.
+big=$work/big-llama
+timeout 90 python3 - "$big" > "$OUT/load_log.txt" 2>&1 <<'PY'
+import json, os, sys, time, torch
+from safetensors.torch import save_file
+d = sys.argv[1]; os.makedirs(d, exist_ok=True)
+h, q, kv, f, V, L = 4096, 4096, 1024, 14336, 128256, 2
+names = {"model.embed_tokens.weight": (V, h), "model.norm.weight": (h,), "lm_head.weight": (V, h)}
+for l in range(L):
+    p = f"model.layers.{l}."
+    names.update({p + "input_layernorm.weight": (h,), p + "post_attention_layernorm.weight": (h,),
+                  p + "self_attn.q_proj.weight": (q, h), p + "self_attn.k_proj.weight": (kv, h),
+                  p + "self_attn.v_proj.weight": (kv, h), p + "self_attn.o_proj.weight": (h, q),
+                  p + "mlp.gate_proj.weight": (f, h), p + "mlp.up_proj.weight": (f, h), p + "mlp.down_proj.weight": (h, f)})
+t0 = time.time()
+save_file({n: (torch.randn(s) * 0.02).to(torch.bfloat16) for n, s in names.items()}, os.path.join(d, "model.safetensors"))
+json.dump({"model_type": "llama", "hidden_size": h, "num_hidden_layers": L, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "intermediate_size": f, "vocab_size": V, "rms_norm_eps": 1e-5,
+           "rope_theta": 500000.0, "max_position_embeddings": 8192, "hidden_act": "silu",
+           "tie_word_embeddings": False}, open(os.path.join(d, "config.json"), "w"))
+print("wrote", os.path.getsize(os.path.join(d, "model.safetensors")), "bytes in", round(time.time() - t0, 1), "s")
+PY
+for i in 1 2; do
+  { echo "command: $bin logits --model $big --backend cuda --tokens 1,2,3,4,5,6,7,8 -q"
+    /usr/bin/time -f "wall %e s, max rss %M KiB" timeout 60 "$bin" logits --model "$big" --backend cuda --tokens 1,2,3,4,5,6,7,8 -q; } >> "$OUT/load_log.txt" 2>&1
+done
+rm -rf "$big"
+
 tail -n 30 "$OUT/check_log.txt"
+cat "$OUT/load_log.txt"
 tail -n 12 "$OUT/run_log.txt"
