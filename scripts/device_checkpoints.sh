@@ -51,7 +51,7 @@ print("wrote", os.path.getsize(os.path.join(d, "model.safetensors")), "bytes in"
 PY
 for i in 1 2; do
   { echo "command: $bin logits --model $big --backend cuda --tokens 1,2,3,4,5,6,7,8 -q"
-    /usr/bin/time -f "wall %e s, max rss %M KiB" timeout 60 "$bin" logits --model "$big" --backend cuda --tokens 1,2,3,4,5,6,7,8 -q; } >> "$OUT/load_log.txt" 2>&1
+    TIMEFORMAT="wall %R s"; time timeout 60 "$bin" logits --model "$big" --backend cuda --tokens 1,2,3,4,5,6,7,8 -q; } >> "$OUT/load_log.txt" 2>&1
 done
 rm -rf "$big"
 
