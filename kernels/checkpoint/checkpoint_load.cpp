@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "common/crc32c.hpp"
@@ -22,8 +23,11 @@ size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
 // Reads all of `path` (file_bytes long) into dst, which holds round_up(file_bytes, 4096) bytes.
 // Returns whether O_DIRECT was used throughout.
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
 bool read_whole_file(const std::string& path, uint64_t file_bytes, std::byte* dst, const LoadOptions& o,
-                     uint64_t& done_total, uint64_t all_bytes, uint32_t& crc) {
+                     uint64_t& done_total, uint64_t all_bytes, uint32_t& crc, LoadStats& stats) {
   UniqueFd fd;
   bool direct = false;
   if (o.try_o_direct) {
@@ -42,7 +46,9 @@ bool read_whole_file(const std::string& path, uint64_t file_bytes, std::byte* ds
   while (at < file_bytes) {
     // Aligned offset and length; the last request may run past the end and come back short.
     const size_t want = static_cast<size_t>(std::min<uint64_t>(request, round_up(file_bytes - at, kAlign)));
+    const auto read_start = Clock::now();
     const ssize_t got = ::pread(fd.get(), dst + at, want, static_cast<off_t>(at));
+    stats.read_seconds += since(read_start);
     if (got < 0) {
       if (errno == EINTR) continue;
       if (errno == EINVAL && direct) {  // this filesystem takes the O_DIRECT open but not the read
@@ -55,7 +61,9 @@ bool read_whole_file(const std::string& path, uint64_t file_bytes, std::byte* ds
     }
     if (got == 0) throw Error(cat("reading ", path, ": end of file at byte ", at, " of ", file_bytes, " (truncated while loading)"));
     const size_t useful = static_cast<size_t>(std::min<uint64_t>(static_cast<uint64_t>(got), file_bytes - at));
+    const auto crc_start = Clock::now();
     crc = crc32c(dst + at, useful, crc);
+    stats.crc_seconds += since(crc_start);
     at += useful;
     done_total += useful;
     if (o.progress) o.progress(done_total, all_bytes);
@@ -66,27 +74,38 @@ bool read_whole_file(const std::string& path, uint64_t file_bytes, std::byte* ds
 }  // namespace
 
 LoadStats load_checkpoint(const Checkpoint& c, WeightSink& sink, const LoadOptions& o) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   LoadStats stats;
   stats.o_direct = true;
   uint64_t done = 0;
   uint64_t h = fnv1a64(c.header_fingerprint);
   for (size_t fi = 0; fi < c.files.size(); ++fi) {
     const SafetensorsHeader& f = c.files[fi];
+    const auto buffer_start = Clock::now();
     std::byte* buffer = sink.file_buffer(round_up(f.file_bytes, kAlign));
+    stats.buffer_seconds += since(buffer_start);
     if (reinterpret_cast<uintptr_t>(buffer) % kAlign != 0)
       throw Error(cat("loading ", f.path, ": the backend's buffer is not ", kAlign, "-byte aligned"));
     uint32_t crc = 0;
-    stats.o_direct = read_whole_file(f.path, f.file_bytes, buffer, o, done, c.file_bytes, crc) && stats.o_direct;
+    stats.o_direct = read_whole_file(f.path, f.file_bytes, buffer, o, done, c.file_bytes, crc, stats) && stats.o_direct;
     h = fnv1a64(cat(f.file_bytes, ":", crc, ";"), h);
+    const auto hand_over_start = Clock::now();
     for (const TensorSlot& s : c.slots)
       if (s.file == static_cast<int>(fi)) sink.tensor(s, buffer + f.data_offset + s.entry.begin);
     sink.file_done();
+    stats.hand_over_seconds += since(hand_over_start);
   }
   stats.bytes_read = done;
   stats.content_fingerprint = hex64(h);
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stats.seconds = since(start);
   return stats;
+}
+
+std::string load_breakdown(const LoadStats& s) {
+  char text[160];
+  std::snprintf(text, sizeof text, " (buffer %.3f s, read %.3f s, crc %.3f s, convert+copy %.3f s)", s.buffer_seconds,
+                s.read_seconds, s.crc_seconds, s.hand_over_seconds);
+  return text;
 }
 
 float half_to_float(uint16_t x) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 
 #include "common/cuda_check.hpp"
@@ -240,9 +241,13 @@ class CudaSink final : public ckpt::WeightSink {
            bf16* lm_head, cudaStream_t stream)
       : m_(m), layers_(layers), embedding_(embedding), final_norm_(final_norm), lm_head_(lm_head), stream_(stream) {}
 
+  // cudaHostAlloc serves small requests from sub-page pools (seen on the H200: a 400 KB shard's
+  // buffer was not 4 KiB aligned), so the buffer is over-allocated by a page and aligned here.
   std::byte* file_buffer(size_t bytes) override {
-    if (buffer_.bytes() < bytes) buffer_ = cuda::PinnedBuffer(bytes, "reading a checkpoint file");
-    return static_cast<std::byte*>(buffer_.get());
+    constexpr size_t kPage = 4096;
+    if (buffer_.bytes() < bytes + kPage) buffer_ = cuda::PinnedBuffer(bytes + kPage, "reading a checkpoint file");
+    const uintptr_t at = reinterpret_cast<uintptr_t>(buffer_.get());
+    return static_cast<std::byte*>(buffer_.get()) + (kPage - at % kPage) % kPage;
   }
 
   void tensor(const ckpt::TensorSlot& s, std::byte* bytes) override {
@@ -291,7 +296,7 @@ void CudaBackend::load_weights(const ckpt::Checkpoint& c) {
   const ckpt::LoadStats stats = ckpt::load_checkpoint(c, sink, load);
   model_.weights_fingerprint = stats.content_fingerprint;
   weights_note_ = cat("checkpoint ", c.dir, " (", c.dtypes, "): ", stats.bytes_read, " bytes read in ", stats.seconds,
-                      " s", stats.o_direct ? " with O_DIRECT" : " (buffered)",
+                      " s", stats.o_direct ? " with O_DIRECT" : " (buffered)", ckpt::load_breakdown(stats),
                       " into pinned memory; BF16 uploaded as is, F32/F16 rounded to bf16 (nearest even) on the host",
                       c.model.tied_embeddings ? "; LM head tied to the embedding (one copy)" : "",
                       "; content fingerprint ", stats.content_fingerprint);
