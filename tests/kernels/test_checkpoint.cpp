@@ -418,6 +418,17 @@ TEST(CheckpointConvert, HalfAndBf16Conversions) {
     std::memcpy(&b, bytes.data() + 2 * i, 2);
     EXPECT_EQ(b, ckpt::float_to_bf16(f[i])) << i;
   }
+  // In place, F16 -> BF16: 1.0, -2.0, 65504 (rounds to 65536 in bf16), the smallest subnormal.
+  const std::vector<uint16_t> halves = {0x3C00, 0xC000, 0x7BFF, 0x0001};
+  std::vector<std::byte> hb(halves.size() * 2);
+  std::memcpy(hb.data(), halves.data(), hb.size());
+  ckpt::convert_to_bf16_in_place(ckpt::TensorDType::f16, hb.data(), halves.size());
+  for (size_t i = 0; i < halves.size(); ++i) {
+    uint16_t b;
+    std::memcpy(&b, hb.data() + 2 * i, 2);
+    EXPECT_EQ(b, ckpt::float_to_bf16(ckpt::half_to_float(halves[i]))) << i;
+  }
+  EXPECT_EQ(ckpt::bf16_to_float(ckpt::float_to_bf16(65504.0f)), 65536.0f);
 }
 
 }  // namespace
