@@ -19,6 +19,13 @@ mkdir -p "$OUT" "$work"
   "$bin" info --store "$work/store"
 } > "$OUT/machine.txt" 2>&1
 
+# The RoPE/KV-write kernel with and without Qwen2's q/k/v biases against the CPU reference
+# (when the pack carries the GPU tests).
+if [[ -x "$here/bin/test_kernels_gpu" ]]; then
+  timeout 60 "$here/bin/test_kernels_gpu" --gtest_filter='GpuOps.Rope*' > "$OUT/gpu_rope_test.txt" 2>&1
+  echo "gpu rope test rc=$?" >> "$OUT/gpu_rope_test.txt"
+fi
+
 timeout 200 python3 "$here/check_vs_transformers.py" --bin "$bin" --work "$work" --out "$OUT" > "$OUT/check_log.txt" 2>&1
 echo "check rc=$?" >> "$OUT/check_log.txt"
 
@@ -55,6 +62,7 @@ for i in 1 2; do
 done
 rm -rf "$big"
 
+tail -n 3 "$OUT/gpu_rope_test.txt" 2>/dev/null
 tail -n 30 "$OUT/check_log.txt"
 cat "$OUT/load_log.txt"
 tail -n 12 "$OUT/run_log.txt"

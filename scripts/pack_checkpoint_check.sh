@@ -18,6 +18,10 @@ ldd "$BUILD_DIR/cli/cake-bench" | awk '/=> \// {print $3}' | while read -r lib; 
     *) cp -Lu "$lib" "$DEST/lib/" ;;
   esac
 done
+if ninja -C "$BUILD_DIR" -t query test_kernels_gpu >/dev/null 2>&1; then
+  ninja -C "$BUILD_DIR" -j "${JOBS:-2}" test_kernels_gpu
+  strip -o "$DEST/bin/test_kernels_gpu" "$BUILD_DIR/tests/kernels/test_kernels_gpu"
+fi
 cp scripts/check_vs_transformers.py scripts/device_checkpoints.sh "$DEST/"
 { git rev-parse HEAD; git status --porcelain --untracked-files=no | sed 's/^/dirty: /'; } > "$DEST/commit"
 du -sh "$DEST"
