@@ -101,10 +101,12 @@ LoadStats load_checkpoint(const Checkpoint& c, WeightSink& sink, const LoadOptio
   return stats;
 }
 
-std::string load_breakdown(const LoadStats& s) {
-  char text[160];
-  std::snprintf(text, sizeof text, " (buffer %.3f s, read %.3f s, crc %.3f s, convert+copy %.3f s)", s.buffer_seconds,
-                s.read_seconds, s.crc_seconds, s.hand_over_seconds);
+std::string load_summary(const LoadStats& s) {
+  char text[256];
+  std::snprintf(text, sizeof text, "%llu bytes in %.3f s (%.2f GB/s) %s (buffer %.3f s, read %.3f s, crc %.3f s, convert+copy %.3f s)",
+                static_cast<unsigned long long>(s.bytes_read), s.seconds, s.seconds > 0 ? s.bytes_read / s.seconds / 1e9 : 0.0,
+                s.o_direct ? "with O_DIRECT" : "buffered", s.buffer_seconds, s.read_seconds, s.crc_seconds,
+                s.hand_over_seconds);
   return text;
 }
 

@@ -70,9 +70,8 @@ class CpuBackend final : public ComputeBackend {
       ckpt::LoadStats stats;
       weights_ = cpu::load_weights(*options.checkpoint, cpu_options.round_weights_to_bf16, load, &stats);
       model_.weights_fingerprint = stats.content_fingerprint;
-      weights_note_ = cat("checkpoint ", options.checkpoint->dir, " (", options.checkpoint->dtypes, "): ", stats.bytes_read,
-                          " bytes read in ", stats.seconds, " s", stats.o_direct ? " with O_DIRECT" : " (buffered)", ckpt::load_breakdown(stats),
-                          " into host memory, converted to fp32 (F32 copied, BF16/F16 widened exactly)",
+      weights_note_ = cat("checkpoint ", options.checkpoint->dir, " (", options.checkpoint->dtypes, "): ",
+                          ckpt::load_summary(stats), " into host memory, converted to fp32 (F32 copied, BF16/F16 widened exactly)",
                           cpu_options.round_weights_to_bf16 ? ", then rounded to bf16" : "",
                           options.checkpoint->model.tied_embeddings ? "; LM head tied to the embedding" : "",
                           "; content fingerprint ", stats.content_fingerprint);

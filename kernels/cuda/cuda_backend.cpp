@@ -295,8 +295,7 @@ void CudaBackend::load_weights(const ckpt::Checkpoint& c) {
   load.progress = options_.load_progress;
   const ckpt::LoadStats stats = ckpt::load_checkpoint(c, sink, load);
   model_.weights_fingerprint = stats.content_fingerprint;
-  weights_note_ = cat("checkpoint ", c.dir, " (", c.dtypes, "): ", stats.bytes_read, " bytes read in ", stats.seconds,
-                      " s", stats.o_direct ? " with O_DIRECT" : " (buffered)", ckpt::load_breakdown(stats),
+  weights_note_ = cat("checkpoint ", c.dir, " (", c.dtypes, "): ", ckpt::load_summary(stats),
                       " into pinned memory; BF16 uploaded as is, F32/F16 rounded to bf16 (nearest even) on the host",
                       c.model.tied_embeddings ? "; LM head tied to the embedding (one copy)" : "",
                       "; content fingerprint ", stats.content_fingerprint);
