@@ -284,7 +284,7 @@ void BM_CudaElementwise(benchmark::State& state) {
       state.SetLabel("rope+kv");
       // Reads Q,K,V, writes Q, K, V (Q in place).
       time_iterations(state, s,
-                      [&] { cuda::rope_write_kv(a.as<bf16>(), n, 0, shape, m.rope_theta, kc.as<bf16>(), vc.as<bf16>(), s); },
+                      [&] { cuda::rope_write_kv(a.as<bf16>(), nullptr, n, 0, shape, m.rope_theta, kc.as<bf16>(), vc.as<bf16>(), s); },
                       0, 2.0 * tok * m.qkv_width() * 2);
       break;
     case 2:

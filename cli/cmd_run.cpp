@@ -38,8 +38,10 @@ std::string default_out_dir() {
   return cat("./cake-results/", stamp);
 }
 
-BackendOptions backend_options(const Resolved& r, const RunFlags& f) {
+BackendOptions backend_options(const Resolved& r, const RunFlags& f, LoadProgressBar* load_bar) {
   BackendOptions o;
+  o.checkpoint = r.checkpoint;
+  if (load_bar != nullptr) o.load_progress = [load_bar](uint64_t done, uint64_t total) { load_bar->update(done, total); };
   for (const Request& req : r.sweep.requests) {
     o.max_context_tokens = std::max<int64_t>(o.max_context_tokens, static_cast<int64_t>(req.prefix.size() + req.suffix.size()));
     o.max_chunk_tokens = std::max<int64_t>(o.max_chunk_tokens, static_cast<int64_t>(req.suffix.size()));
@@ -56,9 +58,11 @@ std::string source_label(const SourceSpec& spec, const std::string& store_dir) {
   return spec.text();
 }
 
-Point to_point(const PointResult& r, const std::string& model, const std::string& backend, const SweepConfig& s) {
+Point to_point(const PointResult& r, const std::string& model, const std::string& backend, const SweepConfig& s,
+               const std::string& checkpoint) {
   Point p;
   p.model = model;
+  p.checkpoint = checkpoint;
   p.backend = backend;
   p.context_tokens = r.context_tokens;
   p.suffix_tokens = r.suffix_tokens;
@@ -143,7 +147,9 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r) {
                           {"kv_heads", r.model.kv_heads},   {"head_dim", r.model.head_dim},
                           {"ffn", r.model.ffn},             {"vocab", r.model.vocab},
                           {"rope_theta", r.model.rope_theta}, {"max_context", r.model.max_context},
-                          {"weight_seed", r.model.weight_seed}, {"fingerprint", r.model.fingerprint()}};
+                          {"weight_seed", r.model.weight_seed}, {"fingerprint", r.model.fingerprint()},
+                          {"qkv_bias", r.model.qkv_bias}, {"tied_embeddings", r.model.tied_embeddings},
+                          {"sliding_window", r.model.sliding_window}};
   return {{"model", model},
           {"backend", f.backend},
           {"context", f.context},
@@ -267,8 +273,17 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
       throw UsageError("--trace replays one source at one bandwidth: give a single --source and --bandwidth");
     for (const std::string& note : r.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
     const StorageInfo storage = probe_storage(f.store_dir);
-    BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, f));
+    LoadProgressBar load_bar(r.checkpoint ? r.checkpoint->name : r.model.name, f.quiet || !r.checkpoint);
+    BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, f, &load_bar));
+    load_bar.finish();
     std::fprintf(stderr, "backend: %s\n", choice.reason.c_str());
+    std::fprintf(stderr, "weights: %s\n", choice.backend->weights_note().c_str());
+    if (r.checkpoint)
+      std::fprintf(stderr, "checkpoint: %s, %llu parameters, %s (%llu bytes), fingerprint %s\n", r.checkpoint->name.c_str(),
+                   static_cast<unsigned long long>(r.checkpoint->parameter_count),
+                   format_bytes(r.checkpoint->tensor_bytes).c_str(),
+                   static_cast<unsigned long long>(r.checkpoint->tensor_bytes),
+                   choice.backend->model().weights_fingerprint.c_str());
     print_store_lines(r.sweep, f.store_dir, storage);
 
     ProgressBar bar(f.quiet);
@@ -295,9 +310,24 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
     report.environment = env;
     report.config = config_json(f, r);
     for (const std::string& n : *notices) report.config["notes"].push_back(n);
+    // Points of checkpoint weights are named by folder and content, so compare never matches
+    // runs of different weights.
+    const std::string checkpoint_id =
+        r.checkpoint ? cat(r.checkpoint->dir, "@", choice.backend->model().weights_fingerprint) : std::string();
+    if (r.checkpoint)
+      report.config["checkpoint"] = {{"path", r.checkpoint->dir},
+                                     {"name", r.checkpoint->name},
+                                     {"model_type", r.checkpoint->model_type},
+                                     {"parameters", r.checkpoint->parameter_count},
+                                     {"bytes", r.checkpoint->tensor_bytes},
+                                     {"dtypes", r.checkpoint->dtypes},
+                                     {"files", r.checkpoint->files.size()},
+                                     {"content_fingerprint", choice.backend->model().weights_fingerprint},
+                                     {"honoured", r.checkpoint->honoured},
+                                     {"weights", choice.backend->weights_note()}};
     bool all_verified = true;
     for (const PointResult& pr : results) {
-      Point p = to_point(pr, r.model.name, choice.backend->name(), r.sweep);
+      Point p = to_point(pr, r.model.name, choice.backend->name(), r.sweep, checkpoint_id);
       all_verified = all_verified && p.verified;
       report.timelines.push_back(to_timeline(pr, p));
       report.points.push_back(std::move(p));
@@ -326,7 +356,9 @@ void add_prepare_command(CLI::App& app, int& exit_code) {
   add_run_flags(cmd, *flags, false);
   cmd->callback([flags, &exit_code] {
     Resolved r = resolve_run_flags(*flags);
-    BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, *flags));
+    LoadProgressBar load_bar(r.checkpoint ? r.checkpoint->name : r.model.name, !r.checkpoint);
+    BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, *flags, &load_bar));
+    load_bar.finish();
     std::fprintf(stderr, "backend: %s\n", choice.reason.c_str());
     std::filesystem::create_directories(flags->store_dir);
     for (int32_t chunk : r.sweep.chunk_tokens)

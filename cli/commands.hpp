@@ -14,5 +14,6 @@ void add_prepare_command(CLI::App& app, int& exit_code);
 void add_serve_command(CLI::App& app, int& exit_code);
 void add_report_command(CLI::App& app, int& exit_code);
 void add_compare_command(CLI::App& app, int& exit_code);
+void add_logits_command(CLI::App& app, int& exit_code);
 
 }  // namespace cake

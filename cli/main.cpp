@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add_serve_command(app, exit_code);
   add_report_command(app, exit_code);
   add_compare_command(app, exit_code);
+  add_logits_command(app, exit_code);
 
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;

@@ -9,6 +9,7 @@
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
+#include "common/units.hpp"
 #include "engine/sweep.hpp"
 
 namespace cake {
@@ -46,6 +47,45 @@ class ProgressBar {
  private:
   bool enabled_;
   bool drawn_ = false;
+  Stopwatch clock_;
+};
+
+// Loading a checkpoint: bytes read of all, rate, on one line (a TTY only; one line at the end otherwise).
+class LoadProgressBar {
+ public:
+  LoadProgressBar(std::string what, bool quiet) : what_(std::move(what)), tty_(!quiet && isatty(STDERR_FILENO)), quiet_(quiet) {}
+  ~LoadProgressBar() { finish(); }
+
+  void update(uint64_t done_bytes, uint64_t total_bytes) {
+    done_ = done_bytes;
+    total_ = total_bytes;
+    if (!tty_) return;
+    constexpr int kWidth = 24;
+    const int filled = total_bytes > 0 ? static_cast<int>(kWidth * static_cast<double>(done_bytes) / total_bytes) : kWidth;
+    std::string bar(static_cast<size_t>(filled), '#');
+    bar.resize(kWidth, '.');
+    const double s = ns_to_s(clock_.elapsed_ns());
+    std::fprintf(stderr, "\r\033[K[%s] loading %s  %s / %s  %.2f GB/s", bar.c_str(), what_.c_str(),
+                 format_bytes(done_bytes).c_str(), format_bytes(total_bytes).c_str(), s > 0 ? done_bytes / s / 1e9 : 0.0);
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+  void finish() {
+    if (drawn_) std::fprintf(stderr, "\r\033[K");
+    if (!finished_ && !quiet_ && total_ > 0)
+      std::fprintf(stderr, "loaded %s: %s in %.2f s\n", what_.c_str(), format_bytes(done_).c_str(), ns_to_s(clock_.elapsed_ns()));
+    drawn_ = false;
+    finished_ = true;
+  }
+
+ private:
+  std::string what_;
+  bool tty_;
+  bool quiet_;
+  bool drawn_ = false;
+  bool finished_ = false;
+  uint64_t done_ = 0, total_ = 0;
   Stopwatch clock_;
 };
 

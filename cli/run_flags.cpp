@@ -47,10 +47,21 @@ bool gpu_available(BackendKind kind) {
 
 }  // namespace
 
+ModelConfig resolve_model(const std::string& text, std::shared_ptr<const ckpt::Checkpoint>* checkpoint) {
+  if (std::filesystem::is_directory(text)) {
+    auto c = std::make_shared<const ckpt::Checkpoint>(ckpt::open_checkpoint(text));
+    if (checkpoint != nullptr) *checkpoint = c;
+    return c->model;
+  }
+  if (text.size() > 5 && text.substr(text.size() - 5) == ".json") return model_from_hf_config(text);
+  return preset_model(text);
+}
+
 void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--model", f.model,
-                  "Model preset (llama-3-8b, llama-3.1-70b, mistral-7b, qwen2.5-7b, tiny, tiny-mha) or a HuggingFace "
-                  "config.json path [default: llama-3-8b on a GPU, tiny on the CPU]");
+                  "Model preset (llama-3-8b, llama-3.1-70b, mistral-7b, qwen2.5-7b, tiny, tiny-mha), a HuggingFace "
+                  "config.json (its shapes, seeded weights), or a HuggingFace model folder (config.json + safetensors: "
+                  "its weights; llama, mistral, qwen2) [default: llama-3-8b on a GPU, tiny on the CPU]");
   cmd->add_option("--set", f.model_overrides, "Override a model field, e.g. --set layers=8 (repeatable)");
   cmd->add_option("--backend", f.backend, "auto, cuda or cpu")->capture_default_str();
   cmd->add_option("--context", f.context,
@@ -60,7 +71,9 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--requests", f.requests_per_context, "Requests drawn when --context is a distribution")
       ->capture_default_str();
   cmd->add_option("--dataset", f.dataset, "Contexts from a file: LongBench/ShareGPT JSONL, or text file(s)");
-  cmd->add_option("--tokenizer", f.tokenizer, "HuggingFace tokenizer.json (byte-level BPE) for --dataset [default: bytes]");
+  cmd->add_option("--tokenizer", f.tokenizer,
+                  "HuggingFace tokenizer.json (byte-level BPE) for --dataset, or 'bytes' [default: the model folder's "
+                  "tokenizer.json when --model is a folder that has one, else bytes]");
   cmd->add_option("--max-context", f.max_prefix_tokens, "Cut dataset prefixes to this many tokens [default: model max_context - 4096]");
   cmd->add_option("--max-records", f.max_records, "Use at most this many dataset records (0 = all)");
   cmd->add_flag("--skip-bad", f.skip_bad, "Skip and count bad dataset/trace records instead of failing");
@@ -112,13 +125,22 @@ Resolved resolve_run_flags(const RunFlags& f) {
 
   const std::string model = f.model.empty() ? (r.gpu ? "llama-3-8b" : "tiny") : f.model;
   if (f.model.empty()) r.notes.push_back(cat("model: ", model, " (default for a ", r.gpu ? "GPU" : "CPU", " run)"));
-  if (model.size() > 5 && model.substr(model.size() - 5) == ".json") r.model = model_from_hf_config(model);
-  else r.model = preset_model(model);
+  r.model = resolve_model(model, &r.checkpoint);
+  if (r.checkpoint) r.notes.push_back(cat("checkpoint ", ckpt::describe(*r.checkpoint), "; honoured: ",
+                                          [&] {
+                                            std::string s;
+                                            for (const std::string& h : r.checkpoint->honoured) s += (s.empty() ? "" : ", ") + h;
+                                            return s;
+                                          }()));
   for (const std::string& o : f.model_overrides) {
     const size_t eq = o.find('=');
     if (eq == std::string::npos) throw UsageError(cat("invalid --set '", o, "': write FIELD=VALUE, e.g. layers=8"));
+    // A checkpoint's shapes are its tensors'; only the positions it is run at may be changed.
+    if (r.checkpoint && o.substr(0, eq) != "max_context")
+      throw UsageError(cat("--set ", o, ": a checkpoint's shapes and weights are fixed (only max_context may be set)"));
     apply_model_override(r.model, o.substr(0, eq), o.substr(eq + 1));
   }
+
   r.model.validate();
 
   SweepConfig& s = r.sweep;
@@ -152,7 +174,19 @@ Resolved resolve_run_flags(const RunFlags& f) {
                           r.trace->hit_ratio()));
   } else if (!f.dataset.empty()) {
     if (!f.context.empty()) throw UsageError("give either --dataset or --context, not both");
-    std::unique_ptr<Tokenizer> tokenizer = f.tokenizer.empty() ? make_byte_tokenizer() : load_bpe_tokenizer(f.tokenizer);
+    // A model folder's own tokenizer is the default: a real checkpoint should read real text.
+    std::string tokenizer_path = f.tokenizer;
+    if (tokenizer_path.empty() && r.checkpoint) {
+      const std::string own = cat(r.checkpoint->dir, "/tokenizer.json");
+      if (std::filesystem::exists(own)) {
+        tokenizer_path = own;
+        r.notes.push_back(cat("tokenizer: ", own, " (the model folder's; --tokenizer bytes to use bytes)"));
+      } else {
+        r.notes.push_back(cat("tokenizer: bytes (", r.checkpoint->dir, " has no tokenizer.json)"));
+      }
+    }
+    std::unique_ptr<Tokenizer> tokenizer =
+        tokenizer_path.empty() || tokenizer_path == "bytes" ? make_byte_tokenizer() : load_bpe_tokenizer(tokenizer_path);
     if (tokenizer->vocab_size() > r.model.vocab)
       throw UsageError(cat("tokenizer ", tokenizer->description(), " has ", tokenizer->vocab_size(),
                            " ids but the model's vocab is ", r.model.vocab, " (choose a model with a larger vocab)"));

@@ -11,13 +11,14 @@
 
 #include "engine/sweep.hpp"
 #include "kernels/backend_factory.hpp"
+#include "kernels/checkpoint/checkpoint.hpp"
 #include "kernels/model_config.hpp"
 #include "workloads/trace/mooncake_trace.hpp"
 
 namespace cake {
 
 struct RunFlags {
-  std::string model;            // preset name or path to a HuggingFace config.json
+  std::string model;            // preset name, a HuggingFace config.json (shapes), or a model folder (weights)
   std::vector<std::string> model_overrides;  // "layers=8"
   std::string backend = "auto";
   std::string context;          // "4k,16k", "1k..64k:x2", "lognormal:median=8k,p90=32k"
@@ -65,6 +66,7 @@ void add_run_flags(CLI::App* cmd, RunFlags& flags, bool sweep_flags);
 // Defaults that make a bare command meaningful: llama-3-8b on a GPU, the tiny preset on a CPU.
 struct Resolved {
   ModelConfig model;
+  std::shared_ptr<const ckpt::Checkpoint> checkpoint;  // --model DIR: real weights
   BackendKind backend_kind;
   bool gpu = false;             // a GPU backend will run
   SweepConfig sweep;
@@ -73,5 +75,8 @@ struct Resolved {
   nlohmann::json workload = nlohmann::json::object();  // where the requests came from (report)
 };
 Resolved resolve_run_flags(const RunFlags& flags);
+
+// The model of --model TEXT: a folder is a checkpoint (returned too), "*.json" a config.json, else a preset.
+ModelConfig resolve_model(const std::string& text, std::shared_ptr<const ckpt::Checkpoint>* checkpoint);
 
 }  // namespace cake

@@ -14,6 +14,10 @@
 
 namespace cake {
 
+namespace ckpt {
+struct Checkpoint;  // kernels/checkpoint/checkpoint.hpp
+}
+
 struct FirstToken {
   int32_t token_id = -1;
   std::vector<float> logits;  // [vocab], fp32, of the last suffix position
@@ -30,6 +34,10 @@ struct BackendOptions {
   int cpu_threads = 0;             // CPU backend: 0 = all cores
   int device = 0;                  // CUDA backend: GPU index
   AttentionChoice attention = AttentionChoice::auto_select;  // CUDA backend only
+  // Weights read from this checkpoint instead of seeded ones; the model given to the backend must
+  // be checkpoint->model. The backend's model() then carries the content fingerprint.
+  std::shared_ptr<const ckpt::Checkpoint> checkpoint;
+  std::function<void(uint64_t done_bytes, uint64_t total_bytes)> load_progress;  // while reading it
 };
 
 class ComputeBackend {
@@ -63,6 +71,9 @@ class ComputeBackend {
   // Runs the suffix at [first_pos, first_pos + n) over the whole cache (writing its KV too),
   // final norm, LM head of the last position, argmax. Returns with the token id on the host.
   virtual FirstToken first_token(std::span<const int32_t> suffix, int64_t first_pos) = 0;
+
+  // Where the weights came from and how they were converted, one line for reports.
+  virtual std::string weights_note() const { return "seeded random weights"; }
 
   // Fills the whole KV cache with NaN so a read of anything not written shows up in the output.
   virtual void poison_kv_cache() = 0;

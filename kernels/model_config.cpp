@@ -10,7 +10,9 @@ uint64_t ModelConfig::parameter_count() const {
                              + static_cast<uint64_t>(q_heads) * head_dim * h  // wo
                              + 3ull * h * static_cast<uint64_t>(ffn)          // gate, up, down
                              + 2 * h;                                         // two norms
-  return per_layer * static_cast<uint64_t>(layers) + 2ull * vocab * h + h;    // embedding, lm head, final norm
+  const uint64_t bias = qkv_bias ? static_cast<uint64_t>(qkv_width()) : 0;
+  const uint64_t vocab_matrices = tied_embeddings ? 1 : 2;                      // embedding (+ lm head)
+  return (per_layer + bias) * static_cast<uint64_t>(layers) + vocab_matrices * vocab * h + h;  // + final norm
 }
 
 double ModelConfig::prefill_flops(int64_t tokens, int64_t cached) const {
@@ -40,11 +42,16 @@ void ModelConfig::validate() const {
   require(rope_theta > 0, "rope_theta", "must be positive");
   require(norm_eps > 0, "norm_eps", "must be positive");
   require(max_context > 0, "max_context", "must be positive");
+  require(sliding_window >= 0, "sliding_window", "must be >= 0 (0 = none)");
 }
 
 std::string ModelConfig::fingerprint() const {
-  return cat("L", layers, "-H", hidden, "-q", q_heads, "-kv", kv_heads, "-d", head_dim, "-f", ffn, "-V", vocab,
-             "-theta", rope_theta, "-eps", norm_eps, "-seed", weight_seed);
+  const std::string shape = cat("L", layers, "-H", hidden, "-q", q_heads, "-kv", kv_heads, "-d", head_dim, "-f", ffn,
+                                "-V", vocab, "-theta", rope_theta, "-eps", norm_eps);
+  // Seeded weights keep their historical key (existing stores stay valid); checkpoint weights are
+  // named by their content, with the architecture flags that change the math.
+  if (weights_fingerprint.empty()) return cat(shape, "-seed", weight_seed);
+  return cat(shape, qkv_bias ? "-qkvb" : "", tied_embeddings ? "-tied" : "", "-ckpt", weights_fingerprint);
 }
 
 }  // namespace cake

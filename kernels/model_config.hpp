@@ -21,9 +21,17 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   int64_t max_context = 131072; // positions the model supports
   uint64_t weight_seed = 1;     // seeded random weights (kernels/seeded_weights.hpp)
+  // Architecture details real checkpoints need (kernels/checkpoint/); seeded presets leave them off.
+  bool qkv_bias = false;        // Qwen2: q/k/v projections carry biases
+  bool tied_embeddings = false; // tie_word_embeddings: the LM head is the embedding matrix
+  int64_t sliding_window = 0;   // Mistral/Qwen2 sliding-window attention; 0 = none. Backends refuse
+                                // contexts longer than the window (attention is full, which is only
+                                // identical while every key is inside the window)
+  // Content fingerprint of loaded checkpoint weights (kernels/checkpoint/); empty = seeded weights.
+  std::string weights_fingerprint;
 
   int qkv_width() const { return (q_heads + 2 * kv_heads) * head_dim; }
-  // Parameters in the weights, for FLOP and memory estimates.
+  // Parameters in the weights (biases and tied embeddings included), for FLOP and memory estimates.
   uint64_t parameter_count() const;
   // FLOPs of prefilling `tokens` new tokens after `cached` tokens (GEMMs + attention, 2 per MAC).
   double prefill_flops(int64_t tokens, int64_t cached) const;

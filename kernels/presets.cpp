@@ -177,7 +177,22 @@ ModelConfig model_from_hf_config(const std::string& path) {
   }
   m.ffn = as_int(require_field(j, "intermediate_size", path), "intermediate_size", path);
   m.vocab = as_int(require_field(j, "vocab_size", path), "vocab_size", path);
+  // transformers 4 writes rope_theta at the top; transformers 5 moves it into rope_parameters.
   const nlohmann::json* theta = find_field(j, "rope_theta");
+  const nlohmann::json* rope_parameters = find_field(j, "rope_parameters");
+  if (theta == nullptr && rope_parameters != nullptr && rope_parameters->is_object()) {
+    theta = find_field(*rope_parameters, "rope_theta");
+    // Per layer type ({"full_attention": {"rope_theta": ...}, ...}): one theta for all, or refused.
+    for (const auto& [layer_type, params] : rope_parameters->items()) {
+      if (!params.is_object()) continue;
+      const nlohmann::json* t = find_field(params, "rope_theta");
+      if (t == nullptr) continue;
+      if (theta != nullptr && *theta != *t)
+        throw UsageError(cat(path, ": rope_parameters give different rope_theta per layer type (", layer_type,
+                             "); one RoPE for all layers is supported"));
+      theta = t;
+    }
+  }
   m.rope_theta = theta ? as_double(*theta, "rope_theta", path) : 10000.0;
   m.norm_eps = as_double(require_field(j, "rms_norm_eps", path), "rms_norm_eps", path);
   m.max_context = as_int(require_field(j, "max_position_embeddings", path), "max_position_embeddings", path);

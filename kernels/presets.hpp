@@ -26,7 +26,8 @@ void apply_model_override(ModelConfig& model, std::string_view field, std::strin
 
 // Shapes from a HuggingFace config.json: hidden_size, num_hidden_layers, num_attention_heads,
 // num_key_value_heads (default: num_attention_heads), head_dim (default hidden / heads),
-// intermediate_size, vocab_size, rope_theta (default 10000), rms_norm_eps,
+// intermediate_size, vocab_size, rope_theta (default 10000; or rope_parameters.rope_theta as
+// transformers 5 writes it), rms_norm_eps,
 // max_position_embeddings. rope_scaling and attention/QKV biases are not modelled (they do not
 // change the cost of a prefill). The name is "hf:<path>". Throws UsageError naming the file and
 // the missing or malformed field.

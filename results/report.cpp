@@ -18,7 +18,8 @@ std::string bandwidth_label(const std::optional<double>& bandwidth_gbps) {
 
 std::string group_key(const Point& p) {
   return cat(p.model, "/", p.backend, " ctx=", p.context_tokens, " sfx=", p.suffix_tokens, " chunk=", p.chunk_tokens,
-             " src=", p.source, " bw=", bandwidth_label(p.bandwidth_gbps), " codec=", p.codec);
+             " src=", p.source, " bw=", bandwidth_label(p.bandwidth_gbps), " codec=", p.codec,
+             p.checkpoint.empty() ? std::string() : cat(" ckpt=", p.checkpoint));
 }
 
 std::string point_key(const Point& p) { return cat(group_key(p), " mode=", p.mode); }

@@ -34,6 +34,9 @@ struct Point {
   std::optional<double> bandwidth_gbps;   // load-lane throttle in Gbit/s; nullopt = unlimited
   std::string mode;                       // "compute", "io", "cake", "split=0.50", "oracle"
   std::string codec;                      // KV encoding on disk / wire, e.g. "fp16"
+  // Checkpoint weights: "PATH@FINGERPRINT" (folder and content fingerprint, kernels/checkpoint/);
+  // empty for seeded weights, which the model name and its seed identify.
+  std::string checkpoint;
 
   // How it was measured.
   int warmup = 0;                         // untimed requests before the timed ones

@@ -31,6 +31,7 @@ json point_to_json(const Point& p) {
           {"bandwidth_gbps", optional_json(p.bandwidth_gbps)},
           {"mode", p.mode},
           {"codec", p.codec},
+          {"checkpoint", p.checkpoint},
           {"warmup", p.warmup},
           {"repeat", p.repeat},
           {"ttft_ms", summary_to_json(p.ttft_ms)},
@@ -157,6 +158,10 @@ class Fields {
     if (!has(key) || object_.at(key).is_null()) return std::nullopt;
     return number(key);
   }
+  std::string opt_str(const char* key) const {  // absent or null: ""
+    if (!has(key) || object_.at(key).is_null()) return "";
+    return str(key);
+  }
   std::optional<int> opt_int32(const char* key) const {
     if (!has(key) || object_.at(key).is_null()) return std::nullopt;
     return int32(key);
@@ -216,6 +221,7 @@ Point point_from(const Fields& f) {
   p.suffix_tokens = f.integer("suffix_tokens", 0);
   p.chunk_tokens = f.integer("chunk_tokens", 0);
   p.source = f.str("source");
+  p.checkpoint = f.opt_str("checkpoint");  // reports before checkpoints lack it: seeded weights
   // Required but nullable: absent would be ambiguous with "unlimited".
   if (f.need("bandwidth_gbps").is_null()) p.bandwidth_gbps = std::nullopt;
   else p.bandwidth_gbps = f.number("bandwidth_gbps");

@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "common/error.hpp"
+#include "kernels/checkpoint/checkpoint.hpp"
 #include "kernels/cpu/cpu_weights.hpp"
 #include "kernels/cpu/host_buffer.hpp"
 #include "kernels/cpu/ops.hpp"
@@ -40,6 +41,13 @@ void validate_options(const ModelConfig& model, const BackendOptions& options) {
     throw UsageError(cat("CPU backend: max_chunk_tokens ", options.max_chunk_tokens, " must be in [1, ",
                          options.max_context_tokens, "]"));
   if (options.cpu_threads < 0) throw UsageError(cat("CPU backend: cpu_threads ", options.cpu_threads, " must be >= 0"));
+  if (model.sliding_window > 0 && options.max_context_tokens > model.sliding_window)
+    throw UsageError(cat("CPU backend: model '", model.name, "' uses sliding-window attention over ", model.sliding_window,
+                         " tokens, which is not implemented; contexts up to the window (", model.sliding_window,
+                         " tokens) are exact, ", options.max_context_tokens, " were asked for"));
+  if (options.checkpoint != nullptr && options.checkpoint->model.fingerprint() != model.fingerprint())
+    throw UsageError(cat("CPU backend: the model '", model.name, "' is not the checkpoint's ('",
+                         options.checkpoint->model.name, "'): shapes given with a checkpoint must be its own"));
 }
 
 class CpuBackend final : public ComputeBackend {
@@ -56,7 +64,20 @@ class CpuBackend final : public ComputeBackend {
                                  cpu::weight_bytes(model), " + KV cache ", kv_bytes, " for ", capacity,
                                  " tokens) but this machine has ", memory, " bytes of memory"));
 
-    weights_ = cpu::generate_weights(model, cpu_options.round_weights_to_bf16, &pool_);
+    if (options.checkpoint != nullptr) {
+      ckpt::LoadOptions load;
+      load.progress = options.load_progress;
+      ckpt::LoadStats stats;
+      weights_ = cpu::load_weights(*options.checkpoint, cpu_options.round_weights_to_bf16, load, &stats);
+      model_.weights_fingerprint = stats.content_fingerprint;
+      weights_note_ = cat("checkpoint ", options.checkpoint->dir, " (", options.checkpoint->dtypes, "): ",
+                          ckpt::load_summary(stats), " into host memory, converted to fp32 (F32 copied, BF16/F16 widened exactly)",
+                          cpu_options.round_weights_to_bf16 ? ", then rounded to bf16" : "",
+                          options.checkpoint->model.tied_embeddings ? "; LM head tied to the embedding" : "",
+                          "; content fingerprint ", stats.content_fingerprint);
+    } else {
+      weights_ = cpu::generate_weights(model, cpu_options.round_weights_to_bf16, &pool_);
+    }
 
     view_.memory = MemoryKind::host;
     view_.dtype = DType::f32;
@@ -83,6 +104,7 @@ class CpuBackend final : public ComputeBackend {
   std::string name() const override { return "cpu"; }
   const ModelConfig& model() const override { return model_; }
   KvCacheView kv_cache() const override { return view_; }
+  std::string weights_note() const override { return weights_note_; }
 
   void prefill_chunk(std::span<const int32_t> tokens, int64_t first_pos) override {
     check_chunk("prefill_chunk", tokens.size(), first_pos);
@@ -162,6 +184,11 @@ class CpuBackend final : public ComputeBackend {
       cpu::linear(h_.data(), n, hidden, wq, q_width, q_.data(), pool);
       cpu::linear(h_.data(), n, hidden, wk, kv_width, k_rows, pool);
       cpu::linear(h_.data(), n, hidden, wv, kv_width, v_rows, pool);
+      if (!w.bqkv.empty()) {
+        cpu::add_bias(q_.data(), n, q_width, w.bqkv.data());
+        cpu::add_bias(k_rows, n, kv_width, w.bqkv.data() + q_width);
+        cpu::add_bias(v_rows, n, kv_width, w.bqkv.data() + q_width + kv_width);
+      }
       cpu::rope(q_.data(), n, m.q_heads, m.head_dim, first_pos, m.rope_theta);
       cpu::rope(k_rows, n, m.kv_heads, m.head_dim, first_pos, m.rope_theta);
       if (!go_on(l)) return false;
@@ -188,6 +215,7 @@ class CpuBackend final : public ComputeBackend {
   BackendOptions options_;
   cpu::ThreadPool pool_;
   cpu::ModelWeights weights_;
+  std::string weights_note_ = "seeded random weights (fp32)";
   std::vector<cpu::HostBuffer> k_;
   std::vector<cpu::HostBuffer> v_;
   KvCacheView view_;

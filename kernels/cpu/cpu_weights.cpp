@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "kernels/cpu/host_buffer.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "kernels/seeded_weights.hpp"
@@ -68,6 +69,82 @@ ModelWeights generate_weights(const ModelConfig& m, bool bf16, ThreadPool* pool)
   w.final_norm = norm_weight(m, kFinalNormTensor, bf16, pool);
   w.lm_head = linear_weight(m, kLmHeadTensor, m.vocab, m.hidden, bf16, pool);
   return w;
+}
+
+namespace {
+
+class CpuSink final : public ckpt::WeightSink {
+ public:
+  CpuSink(const ModelConfig& m, bool round_to_bf16) : m_(m), round_(round_to_bf16) {
+    const size_t h = m.hidden, q = size_t{1} * m.q_heads * m.head_dim;
+    w.embedding.resize(size_t{1} * m.vocab * h);
+    w.final_norm.resize(h);
+    w.lm_head.resize(size_t{1} * m.vocab * h);
+    for (int l = 0; l < m.layers; ++l) {
+      LayerWeights lw;
+      lw.attn_norm.resize(h);
+      lw.wqkv.resize(size_t{1} * m.qkv_width() * h);
+      if (m.qkv_bias) lw.bqkv.resize(m.qkv_width());
+      lw.wo.resize(h * q);
+      lw.mlp_norm.resize(h);
+      lw.w_gate_up.resize(2 * h * m.ffn);
+      lw.w_down.resize(h * m.ffn);
+      w.layers.push_back(std::move(lw));
+    }
+  }
+
+  std::byte* file_buffer(size_t bytes) override {
+    if (buffer_.size() < bytes) buffer_ = HostBuffer(bytes, "reading a checkpoint file");
+    return buffer_.data();
+  }
+
+  void tensor(const ckpt::TensorSlot& s, std::byte* bytes) override {
+    const size_t h = m_.hidden, q = size_t{1} * m_.q_heads * m_.head_dim, kv = size_t{1} * m_.kv_heads * m_.head_dim;
+    using ckpt::Role;
+    float* dst = nullptr;
+    LayerWeights* lw = s.layer >= 0 ? &w.layers.at(static_cast<size_t>(s.layer)) : nullptr;
+    switch (s.role) {
+      case Role::embedding: dst = w.embedding.data(); break;
+      case Role::final_norm: dst = w.final_norm.data(); break;
+      case Role::lm_head: dst = w.lm_head.data(); break;
+      case Role::attn_norm: dst = lw->attn_norm.data(); break;
+      case Role::q: dst = lw->wqkv.data(); break;
+      case Role::k: dst = lw->wqkv.data() + q * h; break;
+      case Role::v: dst = lw->wqkv.data() + (q + kv) * h; break;
+      case Role::q_bias: dst = lw->bqkv.data(); break;
+      case Role::k_bias: dst = lw->bqkv.data() + q; break;
+      case Role::v_bias: dst = lw->bqkv.data() + q + kv; break;
+      case Role::o: dst = lw->wo.data(); break;
+      case Role::mlp_norm: dst = lw->mlp_norm.data(); break;
+      case Role::gate: dst = lw->w_gate_up.data(); break;
+      case Role::up: dst = lw->w_gate_up.data() + size_t{1} * m_.ffn * h; break;
+      case Role::down: dst = lw->w_down.data(); break;
+    }
+    const uint64_t n = s.entry.elements();
+    ckpt::convert_to_f32(s.entry.dtype, bytes, n, dst);
+    if (round_)
+      for (uint64_t i = 0; i < n; ++i) dst[i] = round_to_bf16(dst[i]);
+  }
+
+  void file_done() override {}
+
+  ModelWeights w;
+
+ private:
+  const ModelConfig& m_;
+  bool round_;
+  HostBuffer buffer_;
+};
+
+}  // namespace
+
+ModelWeights load_weights(const ckpt::Checkpoint& checkpoint, bool round_to_bf16, const ckpt::LoadOptions& options,
+                          ckpt::LoadStats* stats) {
+  CpuSink sink(checkpoint.model, round_to_bf16);
+  const ckpt::LoadStats s = ckpt::load_checkpoint(checkpoint, sink, options);
+  if (checkpoint.model.tied_embeddings) sink.w.lm_head = sink.w.embedding;
+  if (stats != nullptr) *stats = s;
+  return std::move(sink.w);
 }
 
 }  // namespace cake::cpu

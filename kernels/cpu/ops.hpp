@@ -55,6 +55,9 @@ void attention(const float* q, int64_t n_queries, int64_t first_pos, int q_heads
 // SwiGLU: out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may alias gate or up.
 void swiglu(const float* gate, const float* up, int64_t count, float* out);
 
+// Bias of a linear layer: y[r][o] += bias[o], y [rows][width].
+void add_bias(float* y, int64_t rows, int width, const float* bias);
+
 // Residual connection: x[i] += delta[i].
 void residual_add(float* x, const float* delta, int64_t count);
 

@@ -8,12 +8,14 @@
 #include <algorithm>
 #include <array>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 
 #include "common/cuda_check.hpp"
 #include "common/cuda_raii.hpp"
 #include "common/error.hpp"
 #include "common/nvtx.hpp"
+#include "kernels/checkpoint/checkpoint.hpp"
 #include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/cudnn_attention.hpp"
 #include "kernels/cuda/gemm.hpp"
@@ -30,6 +32,7 @@ constexpr uint16_t kBf16NaN = 0x7FC0;
 struct LayerWeights {
   bf16* attn_norm = nullptr;
   bf16* wqkv = nullptr;
+  bf16* bqkv = nullptr;  // [qkv_width] when the model has q/k/v biases
   bf16* wo = nullptr;
   bf16* mlp_norm = nullptr;
   bf16* w_gate_up = nullptr;
@@ -50,6 +53,12 @@ void check_shapes(const ModelConfig& m, const BackendOptions& o) {
   require(o.max_context_tokens <= INT_MAX / 2, cat("max_context_tokens (", o.max_context_tokens, ") is too large"));
   require(o.max_chunk_tokens > 0 && o.max_chunk_tokens <= o.max_context_tokens,
           cat("max_chunk_tokens (", o.max_chunk_tokens, ") must be in [1, max_context_tokens]"));
+  require(m.sliding_window == 0 || o.max_context_tokens <= m.sliding_window,
+          cat("model '", m.name, "' uses sliding-window attention over ", m.sliding_window,
+              " tokens, which is not implemented; contexts up to the window are exact, ", o.max_context_tokens,
+              " were asked for"));
+  require(o.checkpoint == nullptr || o.checkpoint->model.fingerprint() == m.fingerprint(),
+          cat("the model '", m.name, "' is not the checkpoint's: shapes given with a checkpoint must be its own"));
 }
 
 // Selects the GPU before any member allocates on it.
@@ -85,6 +94,7 @@ class CudaBackend final : public ComputeBackend {
   std::string details() const override { return attention_path_; }
   const ModelConfig& model() const override { return model_; }
   KvCacheView kv_cache() const override { return kv_view_; }
+  std::string weights_note() const override { return weights_note_; }
   void prefill_chunk(std::span<const int32_t> tokens, int64_t first_pos) override;
   bool prefill_chunk_gated(std::span<const int32_t> tokens, int64_t first_pos, const LayerGate& gate) override;
   void synchronize() override;
@@ -104,6 +114,7 @@ class CudaBackend final : public ComputeBackend {
   void choose_attention(AttentionChoice choice);
   cuda::AttentionArgs attention_args(int n, int64_t first_pos, const bf16* qkv, const bf16* k_cache,
                                      const bf16* v_cache, bf16* out) const;
+  void load_weights(const ckpt::Checkpoint& checkpoint);
 
   ModelConfig model_;
   BackendOptions options_;
@@ -119,6 +130,7 @@ class CudaBackend final : public ComputeBackend {
   bf16* embedding_ = nullptr;
   bf16* final_norm_ = nullptr;
   bf16* lm_head_ = nullptr;
+  std::string weights_note_ = "seeded random weights (generated on the GPU in bf16)";
 
   cuda::DeviceBuffer kv_;
   KvCacheView kv_view_;
@@ -163,12 +175,13 @@ CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options
     return at;
   };
   struct Offsets {
-    size_t attn_norm, wqkv, wo, mlp_norm, w_gate_up, w_down;
+    size_t attn_norm, wqkv, bqkv, wo, mlp_norm, w_gate_up, w_down;
   };
   std::vector<Offsets> offsets(m.layers);
   for (auto& o : offsets) {
     o.attn_norm = reserve(h);
     o.wqkv = reserve(static_cast<size_t>(m.qkv_width()) * h);
+    o.bqkv = m.qkv_bias ? reserve(static_cast<size_t>(m.qkv_width())) : 0;
     o.wo = reserve(h * q_width);
     o.mlp_norm = reserve(h);
     o.w_gate_up = reserve(2 * static_cast<size_t>(m.ffn) * h);
@@ -176,7 +189,7 @@ CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options
   }
   const size_t emb_at = reserve(static_cast<size_t>(m.vocab) * h);
   const size_t final_norm_at = reserve(h);
-  const size_t lm_head_at = reserve(static_cast<size_t>(m.vocab) * h);
+  const size_t lm_head_at = m.tied_embeddings ? emb_at : reserve(static_cast<size_t>(m.vocab) * h);
 
   const size_t act_width = std::max({h, q_width, static_cast<size_t>(m.ffn)});
   const size_t proj_width = std::max(static_cast<size_t>(m.qkv_width()), 2 * static_cast<size_t>(m.ffn));
@@ -192,8 +205,8 @@ CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options
   weights_ = cuda::DeviceBuffer(weight_elems * sizeof(bf16), "weights");
   bf16* base = weights_.as<bf16>();
   for (const auto& o : offsets)
-    layers_.push_back({base + o.attn_norm, base + o.wqkv, base + o.wo, base + o.mlp_norm, base + o.w_gate_up,
-                       base + o.w_down});
+    layers_.push_back({base + o.attn_norm, base + o.wqkv, m.qkv_bias ? base + o.bqkv : nullptr, base + o.wo,
+                       base + o.mlp_norm, base + o.w_gate_up, base + o.w_down});
   embedding_ = base + emb_at;
   final_norm_ = base + final_norm_at;
   lm_head_ = base + lm_head_at;
@@ -220,8 +233,14 @@ CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options
   logits_host_ = cuda::PinnedBuffer(static_cast<size_t>(m.vocab) * sizeof(float), "logits (host)");
   argmax_host_ = cuda::PinnedBuffer(sizeof(int32_t), "argmax (host)");
 
-  generate_weights();
-  stream_.synchronize("generating weights");
+  if (options.checkpoint != nullptr) {
+    load_weights(*options.checkpoint);
+  } else {
+    if (m.qkv_bias || m.tied_embeddings)
+      throw UsageError("CUDA backend: seeded weights have no q/k/v biases and no tied LM head");
+    generate_weights();
+    stream_.synchronize("generating weights");
+  }
   choose_attention(options.attention);
 }
 
@@ -266,6 +285,77 @@ void CudaBackend::choose_attention(AttentionChoice choice) {
       throw EnvironmentError(cat("--attention cudnn: cuDNN's fused attention cannot run here: ", e.what()));
     attention_path_ = cat(mma, ", auto: cuDNN unavailable (", e.what(), ")");
   }
+
+
+// Checkpoint files are read whole into one pinned buffer (the largest file's size), each tensor
+// converted to bf16 in place there (BF16 as is; F32 and F16 rounded to nearest even on the host)
+// and copied straight to its place in the weight arena; the stream is drained before the buffer
+// takes the next file.
+namespace {
+class CudaSink final : public ckpt::WeightSink {
+ public:
+  CudaSink(const ModelConfig& m, const std::vector<LayerWeights>& layers, bf16* embedding, bf16* final_norm,
+           bf16* lm_head, cudaStream_t stream)
+      : m_(m), layers_(layers), embedding_(embedding), final_norm_(final_norm), lm_head_(lm_head), stream_(stream) {}
+
+  // cudaHostAlloc serves small requests from sub-page pools (seen on the H200: a 400 KB shard's
+  // buffer was not 4 KiB aligned), so the buffer is over-allocated by a page and aligned here.
+  std::byte* file_buffer(size_t bytes) override {
+    constexpr size_t kPage = 4096;
+    if (buffer_.bytes() < bytes + kPage) buffer_ = cuda::PinnedBuffer(bytes + kPage, "reading a checkpoint file");
+    const uintptr_t at = reinterpret_cast<uintptr_t>(buffer_.get());
+    return static_cast<std::byte*>(buffer_.get()) + (kPage - at % kPage) % kPage;
+  }
+
+  void tensor(const ckpt::TensorSlot& s, std::byte* bytes) override {
+    const size_t h = m_.hidden, q = size_t{1} * m_.q_heads * m_.head_dim, kv = size_t{1} * m_.kv_heads * m_.head_dim;
+    using ckpt::Role;
+    const LayerWeights* lw = s.layer >= 0 ? &layers_.at(static_cast<size_t>(s.layer)) : nullptr;
+    bf16* dst = nullptr;
+    switch (s.role) {
+      case Role::embedding: dst = embedding_; break;
+      case Role::final_norm: dst = final_norm_; break;
+      case Role::lm_head: dst = lm_head_; break;
+      case Role::attn_norm: dst = lw->attn_norm; break;
+      case Role::q: dst = lw->wqkv; break;
+      case Role::k: dst = lw->wqkv + q * h; break;
+      case Role::v: dst = lw->wqkv + (q + kv) * h; break;
+      case Role::q_bias: dst = lw->bqkv; break;
+      case Role::k_bias: dst = lw->bqkv + q; break;
+      case Role::v_bias: dst = lw->bqkv + q + kv; break;
+      case Role::o: dst = lw->wo; break;
+      case Role::mlp_norm: dst = lw->mlp_norm; break;
+      case Role::gate: dst = lw->w_gate_up; break;
+      case Role::up: dst = lw->w_gate_up + size_t{1} * m_.ffn * h; break;
+      case Role::down: dst = lw->w_down; break;
+    }
+    const uint64_t n = s.entry.elements();
+    ckpt::convert_to_bf16_in_place(s.entry.dtype, bytes, n);
+    CAKE_CUDA(cudaMemcpyAsync(dst, bytes, n * sizeof(bf16), cudaMemcpyHostToDevice, stream_),
+              cat("uploading tensor '", s.entry.name, "'"));
+  }
+
+  void file_done() override { CAKE_CUDA(cudaStreamSynchronize(stream_), "uploading a checkpoint file's tensors"); }
+
+ private:
+  const ModelConfig& m_;
+  const std::vector<LayerWeights>& layers_;
+  bf16 *embedding_, *final_norm_, *lm_head_;
+  cudaStream_t stream_;
+  cuda::PinnedBuffer buffer_;
+};
+}  // namespace
+
+void CudaBackend::load_weights(const ckpt::Checkpoint& c) {
+  CudaSink sink(model_, layers_, embedding_, final_norm_, lm_head_, stream_.get());
+  ckpt::LoadOptions load;
+  load.progress = options_.load_progress;
+  const ckpt::LoadStats stats = ckpt::load_checkpoint(c, sink, load);
+  model_.weights_fingerprint = stats.content_fingerprint;
+  weights_note_ = cat("checkpoint ", c.dir, " (", c.dtypes, "): ", ckpt::load_summary(stats),
+                      " into pinned memory; BF16 uploaded as is, F32/F16 rounded to bf16 (nearest even) on the host",
+                      c.model.tied_embeddings ? "; LM head tied to the embedding (one copy)" : "",
+                      "; content fingerprint ", stats.content_fingerprint);
 }
 
 void CudaBackend::generate_weights() {
@@ -336,7 +426,7 @@ bool CudaBackend::forward(int n, int64_t first_pos, const LayerGate* gate) {
     bf16* v_cache = reinterpret_cast<bf16*>(kv_view_.v[l]);
     cuda::rmsnorm(x, w.attn_norm, act, n, m.hidden, eps, s);
     gemm_.linear(act, n, m.hidden, w.wqkv, m.qkv_width(), proj, false, "qkv");
-    cuda::rope_write_kv(proj, n, first_pos, shape, m.rope_theta, k_cache, v_cache, s);
+    cuda::rope_write_kv(proj, w.bqkv, n, first_pos, shape, m.rope_theta, k_cache, v_cache, s);
     const cuda::AttentionArgs args = attention_args(n, first_pos, proj, k_cache, v_cache, act);
     if (cudnn_attention_)
       cudnn_attention_->launch(args, s);

@@ -33,10 +33,11 @@ struct HeadShape {
 };
 
 // qkv: [n][(q_heads + 2 kv_heads) head_dim] (Q heads, K heads, V heads) for positions
-// [first_pos, first_pos + n). Rotates Q in place (llama rotate-half, absolute positions) and
+// [first_pos, first_pos + n). Adds `bias` [(q_heads + 2 kv_heads) head_dim] first when it is not
+// null (Qwen2's q/k/v biases; in fp32, one rounding to bf16 after bias and rotation). Rotates Q in place (llama rotate-half, absolute positions) and
 // writes rotated K and plain V into the cache rows [first_pos, first_pos + n), each cache being
 // [capacity][kv_heads][head_dim] (kernels/kv_cache.hpp).
-void rope_write_kv(bf16* qkv, int n, int64_t first_pos, HeadShape shape, double rope_theta, bf16* k_cache,
+void rope_write_kv(bf16* qkv, const bf16* bias, int n, int64_t first_pos, HeadShape shape, double rope_theta, bf16* k_cache,
                    bf16* v_cache, cudaStream_t stream);
 
 // out[t][j] = silu(gate_up[t][j]) * gate_up[t][ffn + j]; ffn % 8 == 0.

@@ -13,6 +13,7 @@ constexpr int kMaxHalf = 128;  // head_dim <= 256 (ModelConfig::validate)
 
 struct RopeArgs {
   bf16* qkv;
+  const bf16* bias;  // null: none
   int64_t first_pos;
   HeadShape shape;
   double rope_theta;
@@ -47,8 +48,16 @@ __global__ void __launch_bounds__(kThreads) rope_kv_kernel(const RopeArgs a) {
   for (int idx = threadIdx.x; idx < rotated_heads * half_pairs; idx += kThreads) {
     const int head = idx / half_pairs;
     const int i = 2 * (idx % half_pairs);
-    const float2 x1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + head * hd + i));
-    const float2 x2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + head * hd + i + half));
+    float2 x1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + head * hd + i));
+    float2 x2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(row + head * hd + i + half));
+    if (a.bias != nullptr) {
+      const float2 b1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a.bias + head * hd + i));
+      const float2 b2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(a.bias + head * hd + i + half));
+      x1.x += b1.x;
+      x1.y += b1.y;
+      x2.x += b2.x;
+      x2.y += b2.y;
+    }
     const float c0 = cos_s[i], c1 = cos_s[i + 1], s0 = sin_s[i], s1 = sin_s[i + 1];
     const __nv_bfloat162 y1 = __floats2bfloat162_rn(x1.x * c0 - x2.x * s0, x1.y * c1 - x2.y * s1);
     const __nv_bfloat162 y2 = __floats2bfloat162_rn(x2.x * c0 + x1.x * s0, x2.y * c1 + x1.y * s1);
@@ -56,20 +65,27 @@ __global__ void __launch_bounds__(kThreads) rope_kv_kernel(const RopeArgs a) {
     *reinterpret_cast<__nv_bfloat162*>(dst + i) = y1;
     *reinterpret_cast<__nv_bfloat162*>(dst + i + half) = y2;
   }
-  const uint4* v_row = reinterpret_cast<const uint4*>(row + rotated_heads * hd);
-  uint4* v = reinterpret_cast<uint4*>(a.v_cache + cache_row);
-  for (int i = threadIdx.x; i < a.shape.kv_heads * hd / 8; i += kThreads) v[i] = v_row[i];
+  if (a.bias == nullptr) {
+    const uint4* v_row = reinterpret_cast<const uint4*>(row + rotated_heads * hd);
+    uint4* v = reinterpret_cast<uint4*>(a.v_cache + cache_row);
+    for (int i = threadIdx.x; i < a.shape.kv_heads * hd / 8; i += kThreads) v[i] = v_row[i];
+  } else {
+    const bf16* v_row = row + rotated_heads * hd;
+    const bf16* v_bias = a.bias + rotated_heads * hd;
+    for (int i = threadIdx.x; i < a.shape.kv_heads * hd; i += kThreads)
+      a.v_cache[cache_row + i] = __float2bfloat16_rn(__bfloat162float(v_row[i]) + __bfloat162float(v_bias[i]));
+  }
 }
 
 }  // namespace
 
-void rope_write_kv(bf16* qkv, int n, int64_t first_pos, HeadShape shape, double rope_theta, bf16* k_cache,
+void rope_write_kv(bf16* qkv, const bf16* bias, int n, int64_t first_pos, HeadShape shape, double rope_theta, bf16* k_cache,
                    bf16* v_cache, cudaStream_t stream) {
   if (n <= 0) return;
   // Multiples of 8 keep every row 16-byte aligned and the pairs' halves 4-byte aligned.
   if (shape.head_dim % 8 != 0 || shape.head_dim / 2 > kMaxHalf)
     throw UsageError(cat("CUDA RoPE needs head_dim a multiple of 8 and <= ", 2 * kMaxHalf, ", got ", shape.head_dim));
-  rope_kv_kernel<<<n, kThreads, 0, stream>>>(RopeArgs{qkv, first_pos, shape, rope_theta, k_cache, v_cache});
+  rope_kv_kernel<<<n, kThreads, 0, stream>>>(RopeArgs{qkv, bias, first_pos, shape, rope_theta, k_cache, v_cache});
   CAKE_CUDA_LAUNCH(cat("RoPE + KV write of ", n, " tokens at ", first_pos));
 }
 

@@ -145,8 +145,9 @@ TEST(GpuOps, RopeRotatesQInPlaceAndWritesKvRows) {
   TestRng rng;
   SCOPED_TRACE(rng.trace());
   cuda::Stream stream;
+  for (const bool with_bias : {false, true})
   for (const int head_dim : {32, 64, 128}) {
-    SCOPED_TRACE(cat("head_dim ", head_dim));
+    SCOPED_TRACE(cat("head_dim ", head_dim, with_bias ? ", q/k/v bias" : ", no bias"));
     const int kv_heads = static_cast<int>(rng.integer(1, 4));
     const int q_heads = kv_heads * static_cast<int>(rng.integer(1, 4));
     const int n = static_cast<int>(rng.integer(1, 150));
@@ -157,6 +158,11 @@ TEST(GpuOps, RopeRotatesQInPlaceAndWritesKvRows) {
     const int kv_width = kv_heads * head_dim;
     std::vector<float> qkv = rng.uniform(static_cast<size_t>(n) * width);
     const auto qkv_bits = round_to_bf16(qkv);
+    // Qwen2's q/k/v biases, added in fp32 before the rotation (and before V's one rounding).
+    std::vector<float> bias = rng.uniform(static_cast<size_t>(width));
+    const auto bias_bits = round_to_bf16(bias);
+    DeviceTensor<uint16_t> d_bias(bias.size(), stream.get());
+    d_bias.upload(bias_bits);
 
     // Only the chunk's rows of the caches are written; the rest stays poisoned. The cache
     // tensors are offset views of one buffer so rows before first_pos exist (kept short).
@@ -170,8 +176,9 @@ TEST(GpuOps, RopeRotatesQInPlaceAndWritesKvRows) {
     d_v.memset_bytes(0xFF);
     bf16* k_cache = reinterpret_cast<bf16*>(d_k.get()) - base * kv_width;  // row p lives at p - base
     bf16* v_cache = reinterpret_cast<bf16*>(d_v.get()) - base * kv_width;
-    cuda::rope_write_kv(reinterpret_cast<bf16*>(d_qkv.get()), n, first_pos, {q_heads, kv_heads, head_dim}, theta,
-                        k_cache, v_cache, stream.get());
+    cuda::rope_write_kv(reinterpret_cast<bf16*>(d_qkv.get()),
+                        with_bias ? reinterpret_cast<const bf16*>(d_bias.get()) : nullptr, n, first_pos,
+                        {q_heads, kv_heads, head_dim}, theta, k_cache, v_cache, stream.get());
 
     std::vector<float> q_ref(static_cast<size_t>(n) * q_heads * head_dim), k_ref(static_cast<size_t>(n) * kv_width),
         v_ref(static_cast<size_t>(n) * kv_width);
@@ -180,6 +187,13 @@ TEST(GpuOps, RopeRotatesQInPlaceAndWritesKvRows) {
       std::copy(row, row + q_heads * head_dim, &q_ref[static_cast<size_t>(t) * q_heads * head_dim]);
       std::copy(row + q_heads * head_dim, row + (q_heads + kv_heads) * head_dim, &k_ref[static_cast<size_t>(t) * kv_width]);
       std::copy(row + (q_heads + kv_heads) * head_dim, row + width, &v_ref[static_cast<size_t>(t) * kv_width]);
+    }
+    std::vector<float> v_in_qkv = v_ref;  // what the kernel must leave in the qkv buffer
+    if (with_bias) {
+      cpu::add_bias(q_ref.data(), n, q_heads * head_dim, bias.data());
+      cpu::add_bias(k_ref.data(), n, kv_width, bias.data() + q_heads * head_dim);
+      cpu::add_bias(v_ref.data(), n, kv_width, bias.data() + (q_heads + kv_heads) * head_dim);
+      for (float& x : v_ref) x = cpu::round_to_bf16(x);  // bf16(v + b): one rounding, as the kernel does
     }
     cpu::rope(q_ref.data(), n, q_heads, head_dim, first_pos, theta);
     cpu::rope(k_ref.data(), n, kv_heads, head_dim, first_pos, theta);
@@ -192,7 +206,7 @@ TEST(GpuOps, RopeRotatesQInPlaceAndWritesKvRows) {
       std::copy(row + (q_heads + kv_heads) * head_dim, row + width, &v_untouched[static_cast<size_t>(t) * kv_width]);
     }
     EXPECT_LT(l2_relative_error(q_got, q_ref), 1e-2);
-    EXPECT_EQ(v_untouched, v_ref) << "V in the qkv buffer must be left as it was";
+    EXPECT_EQ(v_untouched, v_in_qkv) << "V in the qkv buffer must be left as it was";
 
     const std::vector<float> k_all = bf16_to_float(d_k.download());
     const std::vector<float> v_all = bf16_to_float(d_v.download());
