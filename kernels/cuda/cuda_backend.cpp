@@ -285,7 +285,7 @@ void CudaBackend::choose_attention(AttentionChoice choice) {
       throw EnvironmentError(cat("--attention cudnn: cuDNN's fused attention cannot run here: ", e.what()));
     attention_path_ = cat(mma, ", auto: cuDNN unavailable (", e.what(), ")");
   }
-
+}
 
 // Checkpoint files are read whole into one pinned buffer (the largest file's size), each tensor
 // converted to bf16 in place there (BF16 as is; F32 and F16 rounded to nearest even on the host)
