@@ -59,7 +59,7 @@ BackendChoice make_backend(BackendKind kind, const ModelConfig& model, const Bac
           cat("the CUDA backend on GPU ", gpu.index, " (", gpu.name, "), ",
               kind == BackendKind::cuda ? "as asked" : "a GPU is present")};
 #else
-  throw Error("internal: a GPU was reported usable in a build without the CUDA backend");
+  throw InternalError("internal: a GPU was reported usable in a build without the CUDA backend");
 #endif
 }
 
