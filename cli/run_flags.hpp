@@ -1,6 +1,7 @@
 // The flags `run` and `prepare` share, and how they become a model, requests and a sweep.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,7 +23,9 @@ struct RunFlags {
   std::string backend = "auto";
   std::string context;          // "4k,16k", "1k..64k:x2", "lognormal:median=8k,p90=32k"
   std::string suffix;           // "128"
-  std::string chunk;            // "512"
+  // The sweep axes' flag texts by axis name (engine/axes.hpp: chunk, source, bandwidth, mode,
+  // attention, ...); an absent or empty one takes the backend's default.
+  std::map<std::string, std::string> axes;
   int requests_per_context = 1; // draws from a context distribution (--requests)
   std::string dataset;          // JSONL (LongBench/ShareGPT) or text file/dir
   std::string tokenizer;        // HuggingFace tokenizer.json (byte-level BPE); bytes without
@@ -31,10 +34,7 @@ struct RunFlags {
   bool skip_bad = false;
   std::string trace;            // Mooncake JSONL: replayed under FIFO queueing
   double time_scale = 1.0;
-  std::string mode = "compute,io,cake,oracle";
-  std::string bandwidth;
-  std::string bandwidth_trace;
-  std::string source = "file";
+  std::string bandwidth_trace;   // the older spelling of --bandwidth trace:FILE
   std::string store_dir = "./cake-store";
   int repeat = 3;
   int warmup = 1;
@@ -68,6 +68,7 @@ struct Resolved {
   std::optional<Trace> trace;   // --trace: replayed after the sweep
   nlohmann::json workload = nlohmann::json::object();  // where the requests came from (report)
 };
-Resolved resolve_run_flags(const RunFlags& flags);
+// `sweep` false (prepare): only the axes `prepare` takes are resolved.
+Resolved resolve_run_flags(const RunFlags& flags, bool sweep);
 
 }  // namespace cake
