@@ -195,3 +195,48 @@ TEST(SweepAxes, GenericAxesAreACartesianProductTheSweepRuns) {
   EXPECT_EQ(points[3].axes, (AxisFields{{"attention", AxisValue::text("other")}, {"codec", AxisValue::text("fp8")}}));
   for (const PointResult& p : points) EXPECT_TRUE(p.verification.passed) << p.verification.detail;
 }
+
+// A sweep at a bandwidth trace: the points carry the trace (label, mean, minimum) as their
+// bandwidth, never "unlimited", and the trace throttled the load (io took at least the time the
+// trace needs to deliver the store).
+TEST(SweepAxes, ASweepAtATraceRecordsTheTraceOnItsPoints) {
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE(testing::Message() << "seed " << seed);
+  const ModelConfig model = preset_model("tiny");
+  BackendOptions options;
+  options.max_context_tokens = 80;
+  options.max_chunk_tokens = 32;
+  options.cpu_threads = 1;
+  BackendChoice choice = make_backend(BackendKind::cpu, model, options);
+  const std::string dir = (std::filesystem::temp_directory_path() / ("cake-axes-" + std::to_string(seed))).string();
+  // 0.02 Gbit/s (2.5 MB/s) for the first 5 ms, then an outage until 30 ms, then 0.02 again.
+  const TempFile trace("slow.csv", "0,0.02\n5,0\n30,0.02\n");
+
+  SweepConfig c;
+  c.requests = {synthetic_request(64, 8, model.vocab, seed)};
+  c.chunk_tokens = {32};
+  c.modes = {parse_mode("compute"), parse_mode("io")};
+  c.bandwidths = parse_bandwidth_settings("trace:" + trace.path);
+  c.sources = {parse_source_spec("mem")};
+  c.store_dir = dir;
+  c.repeat = 1;
+  c.warmup = 0;
+  c.verify = VerifyLevel::token;
+  const std::vector<PointResult> points = run_sweep(*choice.backend, c, nullptr);
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(points.size(), 2u);
+  for (const PointResult& p : points) {
+    EXPECT_TRUE(p.bandwidth.is_trace()) << p.mode.name();
+    EXPECT_EQ(p.bandwidth, c.bandwidths[0]);
+    EXPECT_EQ(p.throttle, c.bandwidths[0].trace_label);
+    EXPECT_TRUE(p.verification.passed) << p.verification.detail;
+  }
+  const RequestOutcome& io = points[1].reps.at(0);
+  ASSERT_EQ(points[1].mode.kind, ModeKind::io);
+  ASSERT_GT(io.bytes_loaded, 0u);
+  // The trace lets through 5 ms at 2.5 MB/s before its outage, plus a burst of at most 10 ms at
+  // that rate (BucketThrottle::kDefaultBurstNs): a store larger than that waits out the outage.
+  const double before_outage = gbps_to_bytes_per_sec(0.02) * (0.005 + 0.010);
+  ASSERT_GT(static_cast<double>(io.bytes_loaded), before_outage) << "the store is too small to show the outage";
+  EXPECT_GE(io.ttft_ms, 30.0) << io.bytes_loaded << " bytes loaded through a trace with an outage until 30 ms";
+}
