@@ -165,8 +165,11 @@ void resolve_axes(const std::map<std::string, std::string>& given, bool gpu, boo
     const bool defaulted = it == given.end() || it->second.empty();
     const std::string text = defaulted ? a.default_text(gpu) : it->second;
     a.set(text, config);
-    if (defaulted && a.default_text(true) != a.default_text(false))
-      notes.push_back(cat(a.name, ": ", text, " (default for a ", gpu ? "GPU" : "CPU", " run)"));
+    if (defaulted && a.default_text(true) != a.default_text(false)) {
+      std::string values;
+      for (const AxisValue& v : a.values(config)) values += cat(values.empty() ? "" : ", ", a.print(v));
+      notes.push_back(cat(a.name, ": ", values, " (default for a ", gpu ? "GPU" : "CPU", " run)"));
+    }
   }
 }
 

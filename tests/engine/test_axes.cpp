@@ -71,7 +71,9 @@ TEST(SweepAxes, ResolvesGivenValuesAndBackendDefaults) {
   EXPECT_EQ(cpu.modes.size(), 4u);
   // Defaults that depend on the backend are noted; the others are not.
   EXPECT_EQ(notes.size(), 2u);
-  EXPECT_NE(notes[0].find("chunk: 128 (default for a CPU run)"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[0].find("chunk: 128 tokens (default for a CPU run)"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[1].find("bandwidth: 0.05 Gbps, 0.2 Gbps, unlimited (default for a CPU run)"), std::string::npos)
+      << notes[1];
 
   SweepConfig gpu;
   notes.clear();
