@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -68,6 +69,7 @@ struct AxisValue {
 
  private:
   template <typename T>
+    requires(!std::is_same_v<std::decay_t<T>, AxisValue>)  // never a copy constructor in disguise
   explicit AxisValue(T v) : value(std::move(v)) {}
 
   template <typename T>
