@@ -12,7 +12,10 @@
 //
 // Adding an axis: one `generic_axis` entry in axes.cpp, plus the code that uses its value (read
 // it from the assignment SweepConfig::configure receives, by name). Its neutral value is the one
-// a cake-bench without the axis ran at; points at it keep the identity they had before.
+// a cake-bench without the axis ran at; points at it keep the identity they had before. An axis
+// whose value changes the KV bytes (a codec, an attention kernel that is not bit-exact with the
+// others) must also enter the store key (loaders/store_format.hpp), or a store written under one
+// value is loaded under another; the sweep recomputes the reference per combination already.
 #pragma once
 
 #include <functional>

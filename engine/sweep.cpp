@@ -123,7 +123,7 @@ class Sweep {
   }
 
   void run_context(const Request& request, int32_t chunk) {
-    const std::string ctx = cat("ctx ", request.prefix.size(), " chunk ", chunk);
+    const std::string ctx = cat("ctx ", request.prefix.size(), " chunk ", chunk, axes_.empty() ? "" : " ", print_fields(axes_));
     // Untimed reference: compute-only, then the store from its KV cache when missing.
     tick(cat(ctx, ": compute-only reference"), true);
     if (config_.verify != VerifyLevel::off) backend_.poison_kv_cache();
