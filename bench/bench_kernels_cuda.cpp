@@ -3,12 +3,17 @@
 // timed with CUDA events on the stream that runs it, after warm-up (the whole model, which ends on
 // the host, with the host clock); counters report the median iteration
 // (median_ms) and the rate it implies (TFLOPs by ModelConfig::prefill_flops' counting, or GB/s of
-// the fewest bytes the op must move).
+// the fewest bytes the op must move). Each attention tiling is checked against the CPU reference
+// on sampled query rows before it is timed (a wrong kernel is not timed); the memory-bound ops
+// have the L2 cache overwritten before every timed iteration, so they read from HBM as in a
+// layer, not from an L2 the previous iteration left warm (as llm.c's dev/cuda/common.h does).
 #if defined(CAKE_HAVE_CUDA_BACKEND)
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +23,7 @@
 #include "common/error.hpp"
 #include "common/cuda_raii.hpp"
 #include "common/sysinfo.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/cuda_backend_stream.hpp"
@@ -45,16 +51,35 @@ void fill_random(bf16* p, size_t count, float bound, uint32_t tensor, cudaStream
   cuda::fill_seeded_linear(p, count, 12345, tensor, std::max(1, static_cast<int>(3.0f / (bound * bound))), s);
 }
 
+// A buffer twice the size of the L2 cache; writing it evicts whatever an op left there.
+class L2Scrubber {
+ public:
+  L2Scrubber() {
+    int device = 0, l2_bytes = 0;
+    CAKE_CUDA(cudaGetDevice(&device), "reading the current device");
+    CAKE_CUDA(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device), "reading the L2 cache size");
+    buffer_ = cuda::DeviceBuffer(2 * static_cast<size_t>(l2_bytes), "L2 scrub buffer");
+  }
+  void scrub(cudaStream_t stream) const {
+    CAKE_CUDA(cudaMemsetAsync(buffer_.get(), 0, buffer_.bytes(), stream), "overwriting the L2 cache");
+  }
+
+ private:
+  cuda::DeviceBuffer buffer_;
+};
+
 // Runs `work` twice to warm up, then once per benchmark iteration between two events; sets
-// median_ms and the rate counters from the median. Benchmarks fix their iteration counts, so
-// each runs once (device time is scarce) rather than being re-run to fill a minimum time.
+// median_ms and the rate counters from the median. With `scrub`, the L2 is overwritten before
+// each iteration, outside the events. Benchmarks fix their iteration counts, so each runs once
+// (device time is scarce) rather than being re-run to fill a minimum time.
 void time_iterations(benchmark::State& state, cudaStream_t stream, const std::function<void()>& work, double flops,
-                     double bytes) {
+                     double bytes, const L2Scrubber* scrub = nullptr) {
   cuda::Event start, stop;
   for (int i = 0; i < 2; ++i) work();
   CAKE_CUDA(cudaStreamSynchronize(stream), "warm-up");
   std::vector<double> ms;
   for (auto _ : state) {
+    if (scrub) scrub->scrub(stream);
     start.record(stream);
     work();
     stop.record(stream);
@@ -68,6 +93,46 @@ void time_iterations(benchmark::State& state, cudaStream_t stream, const std::fu
   state.counters["median_ms"] = median_ms;
   if (flops > 0) state.counters["TFLOPs"] = flops / (median_ms * 1e-3) / 1e12;
   if (bytes > 0) state.counters["GBps"] = bytes / (median_ms * 1e-3) / 1e9;
+}
+
+std::vector<float> download_bf16(const bf16* device, size_t count, size_t offset, cudaStream_t stream) {
+  std::vector<uint16_t> bits(count);
+  CAKE_CUDA(cudaMemcpyAsync(bits.data(), device + offset, count * sizeof(uint16_t), cudaMemcpyDeviceToHost, stream),
+            "downloading for the reference check");
+  CAKE_CUDA(cudaStreamSynchronize(stream), "downloading for the reference check");
+  std::vector<float> out(count);
+  for (size_t i = 0; i < count; ++i) {
+    const uint32_t word = static_cast<uint32_t>(bits[i]) << 16;  // bf16 is the top half of a float
+    std::memcpy(&out[i], &word, sizeof word);
+  }
+  return out;
+}
+
+// The kernel's output for a few query rows (the first, a middle one, the last: fewest to most
+// keys) against the CPU reference on the same bf16 inputs. Returns the worst relative L2 error
+// over those rows; NaN if any output is not finite.
+double attention_error(const cuda::AttentionArgs& a, int64_t qkv_width, cudaStream_t stream) {
+  const int64_t q_width = static_cast<int64_t>(a.q_heads) * a.head_dim;
+  const int64_t kv_width = static_cast<int64_t>(a.kv_heads) * a.head_dim;
+  double worst = 0;
+  for (int64_t row : {int64_t{0}, static_cast<int64_t>(a.n) / 2, static_cast<int64_t>(a.n) - 1}) {
+    const int64_t pos = a.first_pos + row;
+    const std::vector<float> q = download_bf16(a.q, static_cast<size_t>(q_width), static_cast<size_t>(row * qkv_width), stream);
+    const std::vector<float> k = download_bf16(a.k, static_cast<size_t>((pos + 1) * kv_width), 0, stream);
+    const std::vector<float> v = download_bf16(a.v, static_cast<size_t>((pos + 1) * kv_width), 0, stream);
+    const std::vector<float> got =
+        download_bf16(a.out, static_cast<size_t>(q_width), static_cast<size_t>(row * a.out_row_stride), stream);
+    std::vector<float> want(static_cast<size_t>(q_width));
+    cpu::attention(q.data(), 1, pos, a.q_heads, k.data(), v.data(), a.kv_heads, a.head_dim, want.data());
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (!std::isfinite(got[i])) return NAN;
+      diff += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+      norm += static_cast<double>(want[i]) * want[i];
+    }
+    worst = std::max(worst, std::sqrt(diff / std::max(norm, 1e-30)));
+  }
+  return worst;
 }
 
 ModelConfig llama_layer() {
@@ -112,6 +177,17 @@ void BM_CudaAttention(benchmark::State& state) {
   // The attention share of prefill_flops: 2 FLOPs per MAC, QK^T and PV, per key seen per head.
   const double keys_seen = static_cast<double>(n) * first_pos + static_cast<double>(n) * (n + 1) / 2;
   const double flops = 2.0 * 2.0 * keys_seen * m.q_heads * m.head_dim;
+  // Check before timing: outputs poisoned (0xFF bytes are bf16 NaN), one launch, sampled rows
+  // against the reference. The tolerance is the unit test's (tests/kernels/gpu_attention.cpp).
+  CAKE_CUDA(cudaMemsetAsync(out.get(), 0xFF, out.bytes(), stream.get()), "poisoning the attention output");
+  kernel.launch(a, stream.get());
+  const double err = attention_error(a, static_cast<int64_t>(qkv_width), stream.get());
+  state.counters["ref_rel_err"] = err;
+  if (!(err < 1e-2)) {
+    state.SkipWithError(cat("attention ", tiling.name(), " differs from the CPU reference: relative error ", err,
+                            " (not timed)").c_str());
+    return;
+  }
   time_iterations(state, stream.get(), [&] { kernel.launch(a, stream.get()); }, flops, 0);
 }
 
@@ -274,29 +350,30 @@ void BM_CudaElementwise(benchmark::State& state) {
   fill_random(table.as<bf16>(), m.vocab * h, 1.0f, 9, s);
   const cuda::HeadShape shape{m.q_heads, m.kv_heads, m.head_dim};
   const double tok = n;
+  const L2Scrubber scrubber;  // memory-bound: each iteration reads from HBM
   switch (op) {
     case 0:
       state.SetLabel("rmsnorm");
       time_iterations(state, s, [&] { cuda::rmsnorm(a.as<bf16>(), w.as<bf16>(), b.as<bf16>(), n, m.hidden, 1e-5f, s); },
-                      0, 2.0 * tok * h * 2);
+                      0, 2.0 * tok * h * 2, &scrubber);
       break;
     case 1:
       state.SetLabel("rope+kv");
       // Reads Q,K,V, writes Q, K, V (Q in place).
       time_iterations(state, s,
                       [&] { cuda::rope_write_kv(a.as<bf16>(), nullptr, n, 0, shape, m.rope_theta, kc.as<bf16>(), vc.as<bf16>(), s); },
-                      0, 2.0 * tok * m.qkv_width() * 2);
+                      0, 2.0 * tok * m.qkv_width() * 2, &scrubber);
       break;
     case 2:
       state.SetLabel("swiglu");
       time_iterations(state, s, [&] { cuda::swiglu(a.as<bf16>(), b.as<bf16>(), n, m.ffn, s); }, 0,
-                      3.0 * tok * m.ffn * 2);
+                      3.0 * tok * m.ffn * 2, &scrubber);
       break;
     default:
       state.SetLabel("embedding");
       time_iterations(state, s,
                       [&] { cuda::embedding_gather(tokens.as<int32_t>(), n, table.as<bf16>(), m.hidden, b.as<bf16>(), s); },
-                      0, 2.0 * tok * h * 2);
+                      0, 2.0 * tok * h * 2, &scrubber);
       break;
   }
 }

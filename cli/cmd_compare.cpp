@@ -1,6 +1,6 @@
 // `cake-bench compare BASE.json NEW.json`: regressions beyond noise and threshold.
 // Exit 0: nothing regressed; 1: something did; 2: unusable input (unreadable or invalid file,
-// schema_version mismatch, different GPU without --allow-env-change, bad policy).
+// different GPU without --allow-env-change, bad policy). Schema 1 and 2 reports both load.
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -20,7 +20,7 @@ struct CompareArgs {
   std::string base_path, new_path, policy_path;
   bool markdown = false, json = false;
   double threshold_pct = 0, alpha = 0;
-  bool ratios_only = false, allow_env_change = false, fail_on_missing = false;
+  bool ratios_only = false, allow_env_change = false, fail_on_missing = false, ignore_conditions = false;
   std::vector<std::string> metrics;
   CLI::Option* threshold_opt = nullptr;
   CLI::Option* alpha_opt = nullptr;
@@ -44,6 +44,7 @@ ComparePolicy policy_from(const CompareArgs& a) {
   p.ratios_only |= a.ratios_only;
   p.allow_env_change |= a.allow_env_change;
   p.fail_on_missing |= a.fail_on_missing;
+  p.ignore_conditions |= a.ignore_conditions;
   return p;
 }
 
@@ -63,7 +64,8 @@ void add_compare_command(CLI::App& app, int& exit_code) {
   md->excludes(js);
   cmd->add_option("--policy", a->policy_path,
                   "JSON policy file: {\"threshold_pct\": {\"ttft_ms\": 10, \"ratio\": 10, \"load_gbps\": 10}, "
-                  "\"alpha\": 0.05, \"ratios_only\": false, \"allow_env_change\": false, \"fail_on_missing\": false}");
+                  "\"alpha\": 0.05, \"ratios_only\": false, \"allow_env_change\": false, \"fail_on_missing\": false, "
+                  "\"ignore_conditions\": false}");
   a->threshold_opt = cmd->add_option("--threshold-pct", a->threshold_pct,
                                      "Relative change (%) that counts, for every metric (default 10; overrides the policy)");
   a->alpha_opt = cmd->add_option("--alpha", a->alpha, "Significance level of the U test (default 0.05)");
@@ -76,6 +78,9 @@ void add_compare_command(CLI::App& app, int& exit_code) {
       ->delimiter(',');
   cmd->add_flag("--allow-env-change", a->allow_env_change, "Compare even when the GPU names differ");
   cmd->add_flag("--fail-on-missing", a->fail_on_missing, "Exit 1 when a point is present on one side only");
+  cmd->add_flag("--ignore-conditions", a->ignore_conditions,
+                "Match points whose injected faults or compute delay differ (each such row says so); without it "
+                "they do not match");
   cmd->callback([a, &exit_code] {
     try {
       const ComparePolicy policy = policy_from(*a);
@@ -87,8 +92,10 @@ void add_compare_command(CLI::App& app, int& exit_code) {
       else std::cout << render_compare_table(result);
       std::cout.flush();
       exit_code = result.failed() ? kExitFailure : kExitOk;
+    } catch (const InternalError&) {
+      throw;  // a bug in cake-bench: main reports it as one (exit 1), not as unusable input
     } catch (const std::exception& e) {
-      // Anything that stops the comparison is unusable input, never "regressed".
+      // Anything else that stops the comparison is unusable input, never "regressed".
       std::fprintf(stderr, "cake-bench compare: %s\n", e.what());
       exit_code = kExitUsage;
     }

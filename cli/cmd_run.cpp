@@ -16,6 +16,7 @@
 #include "common/error.hpp"
 #include "common/sysinfo.hpp"
 #include "common/units.hpp"
+#include "engine/axes.hpp"
 #include "engine/source_provider.hpp"
 #include "engine/store_prep.hpp"
 #include "engine/sweep.hpp"
@@ -25,6 +26,7 @@
 #include "results/report_json.hpp"
 #include "results/writers.hpp"
 #include "workloads/trace/replay.hpp"
+#include "workloads/trace/replay_report.hpp"
 
 namespace cake {
 namespace {
@@ -38,6 +40,13 @@ std::string default_out_dir() {
   return cat("./cake-results/", stamp);
 }
 
+// The attention axis' one value (run_flags allows one a run): "auto" when it is not given.
+std::string attention_of(const SweepConfig& sweep) {
+  for (const AxisValues& axis : sweep.axes)
+    if (axis.name == "attention" && !axis.values.empty()) return axis.values.front().print();
+  return "auto";
+}
+
 BackendOptions backend_options(const Resolved& r, const RunFlags& f, LoadProgressBar* load_bar) {
   BackendOptions o;
   o.checkpoint = r.checkpoint;
@@ -49,7 +58,7 @@ BackendOptions backend_options(const Resolved& r, const RunFlags& f, LoadProgres
   for (int32_t c : r.sweep.chunk_tokens)
     o.max_chunk_tokens = std::max<int64_t>(o.max_chunk_tokens, static_cast<int64_t>(c) * std::max(1, r.sweep.compute_tokens / c));
   o.cpu_threads = f.cpu_threads;
-  o.attention = parse_attention_choice(f.attention);
+  o.attention = parse_attention_choice(attention_of(r.sweep));
   return o;
 }
 
@@ -68,9 +77,22 @@ Point to_point(const PointResult& r, const std::string& model, const std::string
   p.suffix_tokens = r.suffix_tokens;
   p.chunk_tokens = r.chunk_tokens;
   p.source = r.source == "none" ? "none" : source_label(parse_source_spec(r.source), s.store_dir);
-  if (r.bandwidth_bytes_per_sec) p.bandwidth_gbps = bytes_per_sec_to_gbps(*r.bandwidth_bytes_per_sec);
+  // Compute-only points carry their group's bandwidth (they are shown in every group); a run
+  // without loading modes has none.
+  if (r.source != "none") {
+    const BandwidthSetting& bw = r.bandwidth;
+    if (bw.is_trace()) {
+      p.bandwidth_trace = bw.trace_label;
+      p.bandwidth_gbps = bytes_per_sec_to_gbps(bw.trace_mean_bytes_per_sec);
+      p.bandwidth_min_gbps = bytes_per_sec_to_gbps(bw.trace_min_bytes_per_sec);
+    } else if (bw.bytes_per_sec) {
+      p.bandwidth_gbps = bytes_per_sec_to_gbps(*bw.bytes_per_sec);
+    }
+  }
   p.mode = r.mode.name();
   p.codec = "none";
+  p.axes = r.axes;
+  p.conditions = r.conditions;
   p.warmup = s.warmup;
   p.repeat = s.repeat;
   for (const RequestOutcome& o : r.reps) p.ttft_ms_samples.push_back(o.ttft_ms);
@@ -141,7 +163,7 @@ RequestTimeline to_timeline(const PointResult& r, const Point& p) {
   return t;
 }
 
-nlohmann::json config_json(const RunFlags& f, const Resolved& r) {
+nlohmann::json config_json(const RunFlags& f, const Resolved& r, const std::string& choice_name) {
   nlohmann::json model = {{"name", r.model.name},           {"layers", r.model.layers},
                           {"hidden", r.model.hidden},       {"q_heads", r.model.q_heads},
                           {"kv_heads", r.model.kv_heads},   {"head_dim", r.model.head_dim},
@@ -150,29 +172,31 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r) {
                           {"weight_seed", r.model.weight_seed}, {"fingerprint", r.model.fingerprint()},
                           {"qkv_bias", r.model.qkv_bias}, {"tied_embeddings", r.model.tied_embeddings},
                           {"sliding_window", r.model.sliding_window}};
+  // Resolved values only: what ran, not what was typed (the command line is recorded as well).
+  nlohmann::json traces = nlohmann::json::array();
+  for (const BandwidthSetting& b : r.sweep.bandwidths)
+    if (b.is_trace())
+      traces.push_back({{"label", b.trace_label},
+                        {"path", b.trace_path},
+                        {"mean_gbps", bytes_per_sec_to_gbps(b.trace_mean_bytes_per_sec)},
+                        {"min_gbps", bytes_per_sec_to_gbps(b.trace_min_bytes_per_sec)}});
+  nlohmann::json conditions = nlohmann::json::object();
+  for (const AxisField& c : sweep_conditions(r.sweep)) conditions[c.axis] = c.value.to_json();
   return {{"model", model},
-          {"backend", f.backend},
-          {"context", f.context},
-          {"suffix", f.suffix},
-          {"chunk", f.chunk},
-          {"mode", f.mode},
-          {"bandwidth", f.bandwidth},
-          {"bandwidth_trace", f.bandwidth_trace},
-          {"source", f.source},
+          {"backend", choice_name},
+          {"axes", resolved_axes_json(r.sweep)},
+          {"bandwidth_traces", traces},
+          {"conditions", conditions},
           {"store", f.store_dir},
           {"repeat", f.repeat},
           {"warmup", f.warmup},
-          {"verify", f.verify},
+          {"verify", to_string(r.sweep.verify)},
           {"queue_depth", f.queue_depth},
-          {"request_size", f.request_size},
+          {"request_bytes", r.sweep.source_options.request_bytes},
           {"o_direct", !f.buffered},
           {"staging_slots", f.staging_slots},
           {"tcp_pipeline", f.tcp_pipeline},
-          {"inject_compute_delay_ms", f.inject_compute_delay_ms},
           {"compute_tokens", r.sweep.compute_tokens},
-          {"inject_compute_slowdown", f.inject_compute_slowdown},
-          {"inject_load_slowdown", f.inject_load_slowdown},
-          {"inject_fault", f.inject_fault},
           {"notes", r.notes},
           {"workload", r.workload}};
 }
@@ -188,12 +212,8 @@ std::string command_line_of(int argc, char** argv) {
 
 // --trace: each request was executed on its own; the queue of one FIFO GPU is computed from those
 // measured service times (workloads/trace/replay.hpp).
-nlohmann::json replay_trace(const Trace& trace, const std::vector<PointResult>& results, const SweepConfig& sweep) {
-  nlohmann::json out = nlohmann::json::object();
-  std::printf("\ntrace replay: %zu requests, prefix-cache hit ratio %.3f, one FIFO GPU\n", trace.requests.size(),
-              trace.hit_ratio());
-  std::printf("%-10s %12s %12s %12s %12s %14s\n", "mode", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "queue_p99_ms",
-              "gpu_busy_ms");
+std::vector<ReplayedMode> replay_trace(const Trace& trace, const std::vector<PointResult>& results, const SweepConfig& sweep) {
+  std::vector<ReplayedMode> out;
   for (const Mode& mode : sweep.modes) {
     std::map<std::string, double> service_ms;  // request id -> median TTFT
     for (const PointResult& p : results) {
@@ -203,26 +223,13 @@ nlohmann::json replay_trace(const Trace& trace, const std::vector<PointResult>& 
       for (const RequestOutcome& o : p.reps) samples.push_back(o.ttft_ms);
       service_ms[p.request_id] = percentile(samples, 50);
     }
-    std::vector<std::string> ids;
-    for (const Request& req : sweep.requests) ids.push_back(req.id);
     TraceReplay replay([&](const TraceRequest& t) {
-      const std::string& id = ids.at(static_cast<size_t>(t.index));
+      const std::string& id = sweep.requests.at(static_cast<size_t>(t.index)).id;
       auto it = service_ms.find(id);
-      if (it == service_ms.end()) throw Error(cat("trace replay: no measurement of request ", id, " under ", mode.name()));
+      if (it == service_ms.end()) throw InternalError(cat("trace replay: no measurement of request ", id, " under ", mode.name()));
       return it->second;
     });
-    const ReplayReport rep = replay.run(trace);
-    std::printf("%-10s %12.1f %12.1f %12.1f %12.1f %14.1f\n", mode.name().c_str(), rep.ttft_p50_ms, rep.ttft_p90_ms,
-                rep.ttft_p99_ms, rep.queue_p99_ms, rep.service_total_ms);
-    nlohmann::json per_request = nlohmann::json::array();
-    for (const ScheduledRequest& q : rep.requests)
-      per_request.push_back({{"arrival_ms", q.arrival_ms}, {"start_ms", q.start_ms}, {"service_ms", q.service_ms},
-                             {"ttft_ms", q.ttft_ms()}});
-    out[mode.name()] = {{"ttft_p50_ms", rep.ttft_p50_ms}, {"ttft_p90_ms", rep.ttft_p90_ms},
-                        {"ttft_p99_ms", rep.ttft_p99_ms}, {"ttft_mean_ms", rep.ttft_mean_ms},
-                        {"queue_p50_ms", rep.queue_p50_ms}, {"queue_p99_ms", rep.queue_p99_ms},
-                        {"gpu_busy_ms", rep.service_total_ms}, {"makespan_ms", rep.makespan_ms},
-                        {"hit_ratio", rep.hit_ratio}, {"requests", per_request}};
+    out.push_back({mode.name(), replay.run(trace)});
   }
   return out;
 }
@@ -255,6 +262,13 @@ void print_store_lines(const SweepConfig& sweep, const std::string& store_dir, c
   }
 }
 
+std::vector<ReplayedRequest> replayed_requests(const SweepConfig& sweep) {
+  std::vector<ReplayedRequest> out;
+  for (const Request& req : sweep.requests)
+    out.push_back({req.id, static_cast<int64_t>(req.prefix.size()), static_cast<int64_t>(req.suffix.size())});
+  return out;
+}
+
 }  // namespace
 
 void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
@@ -268,13 +282,16 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
   cmd->callback([cmd, flags, config_path, &exit_code, command_line] {
     if (!config_path->empty()) apply_json_config(*cmd, *config_path);
     const RunFlags& f = *flags;
-    Resolved r = resolve_run_flags(f);
+    Resolved r = resolve_run_flags(f, true);
     if (r.trace && (r.sweep.sources.size() != 1 || r.sweep.bandwidths.size() != 1))
       throw UsageError("--trace replays one source at one bandwidth: give a single --source and --bandwidth");
     for (const std::string& note : r.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
     const StorageInfo storage = probe_storage(f.store_dir);
     LoadProgressBar load_bar(r.checkpoint ? r.checkpoint->name : r.model.name, f.quiet || !r.checkpoint);
     BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, f, &load_bar));
+    // The backend was built for the run's one attention value (run_flags allows one), so every
+    // combination of the generic axes is already applied when the sweep reaches it.
+    r.sweep.configure = [](const AxisFields&) {};
     load_bar.finish();
     std::fprintf(stderr, "backend: %s\n", choice.reason.c_str());
     std::fprintf(stderr, "weights: %s\n", choice.backend->weights_note().c_str());
@@ -308,7 +325,7 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
     env["backend"] = choice.backend->name();
     env["backend_reason"] = choice.reason;
     report.environment = env;
-    report.config = config_json(f, r);
+    report.config = config_json(f, r, choice.backend->name());
     for (const std::string& n : *notices) report.config["notes"].push_back(n);
     // Points of checkpoint weights are named by folder and content, so compare never matches
     // runs of different weights.
@@ -334,13 +351,19 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
     }
     const std::string out_dir = f.out_dir.empty() ? default_out_dir() : f.out_dir;
     const std::vector<std::string> files = write_all(report, out_dir);
-    std::cout << render_table(report);
     if (r.trace) {
-      const nlohmann::json replay = replay_trace(*r.trace, results, r.sweep);
-      const std::string path = out_dir + "/replay.json";
-      write_text_file(path, replay.dump(2) + "\n");
+      // The answer first: the replay summary, then one compact table of requests. The per-point
+      // table (one section per request) is in results.md.
+      const std::vector<ReplayedMode> modes = replay_trace(*r.trace, results, r.sweep);
+      const std::vector<ReplayedRequest> requests = replayed_requests(r.sweep);
+      std::cout << render_replay(*r.trace, requests, modes);
+      write_text_file(out_dir + "/replay.json", replay_json(*r.trace, requests, modes).dump(2) + "\n");
+      std::cout << "\nwrote " << files.size() + 1 << " files to " << out_dir
+                << " (replay.json per request; results.md per point; results.json, results.csv, traces, SVGs)\n";
+    } else {
+      std::cout << render_table(report);
+      std::cout << "\nwrote " << files.size() << " files to " << out_dir << " (results.json, results.csv, results.md, traces, SVGs)\n";
     }
-    std::cout << "\nwrote " << files.size() << " files to " << out_dir << " (results.json, results.csv, results.md, traces, SVGs)\n";
     if (!all_verified && r.sweep.verify != VerifyLevel::off) {
       std::fprintf(stderr, "cake-bench: verification FAILED for some points (see verify_detail in results.json)\n");
       exit_code = kExitVerification;
@@ -355,7 +378,7 @@ void add_prepare_command(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<RunFlags>();
   add_run_flags(cmd, *flags, false);
   cmd->callback([flags, &exit_code] {
-    Resolved r = resolve_run_flags(*flags);
+    Resolved r = resolve_run_flags(*flags, false);
     LoadProgressBar load_bar(r.checkpoint ? r.checkpoint->name : r.model.name, !r.checkpoint);
     BackendChoice choice = make_backend(r.backend_kind, r.model, backend_options(r, *flags, &load_bar));
     load_bar.finish();

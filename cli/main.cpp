@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/error_exit.hpp"
 #include "cli/exit_codes.hpp"
 #include "common/error.hpp"
 #include "common/version.hpp"
@@ -47,18 +48,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "cake-bench: %s\nhint: run 'cake-bench --help' (or 'cake-bench COMMAND --help')\n", e.what());
-    return kExitUsage;
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "cake-bench: %s\nhint: run 'cake-bench COMMAND --help' for the accepted values\n", e.what());
-    return kExitUsage;
-  } catch (const EnvironmentError& e) {
-    std::fprintf(stderr, "cake-bench: %s\n", e.what());
-    return kExitEnvironment;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "cake-bench: error: %s\n", e.what());
-    return kExitFailure;
+  } catch (...) {
+    const ErrorExit e = error_exit(std::current_exception());
+    std::fputs(e.message.c_str(), stderr);
+    return e.code;
   }
   return exit_code;
 }

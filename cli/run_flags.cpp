@@ -6,6 +6,7 @@
 #include "common/error.hpp"
 #include "common/sysinfo.hpp"
 #include "common/units.hpp"
+#include "engine/axes.hpp"
 #include "kernels/presets.hpp"
 #include "workloads/dataset/dataset.hpp"
 #include "workloads/length_spec.hpp"
@@ -15,16 +16,6 @@
 
 namespace cake {
 namespace {
-
-std::vector<int32_t> parse_chunk_list(const std::string& text) {
-  std::vector<int32_t> out;
-  for (const std::string& item : split_list(text, "chunk")) {
-    const int64_t tokens = parse_token_count(item);
-    if (tokens < 1 || tokens > (1 << 20)) throw UsageError(cat("invalid chunk size '", item, "': 1 to 1048576 tokens"));
-    out.push_back(static_cast<int32_t>(tokens));
-  }
-  return out;
-}
 
 std::vector<int> parse_int_list(const std::string& text, const char* what) {
   std::vector<int> out;
@@ -79,26 +70,18 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_flag("--skip-bad", f.skip_bad, "Skip and count bad dataset/trace records instead of failing");
   cmd->add_option("--trace", f.trace, "Mooncake JSONL trace: replay its requests under FIFO queueing on one GPU");
   cmd->add_option("--time-scale", f.time_scale, "Scale trace arrival gaps (0.5 = twice the load)")->capture_default_str();
-  cmd->add_option("--chunk", f.chunk,
-                  "KV store chunk sizes in tokens: the load grain and the unit both lanes claim [default: 1024 GPU, 128 CPU]");
-  cmd->add_option("--compute-tokens", f.compute_tokens,
-                  "CPU backend: most tokens the compute lane prefills in one call, as a run of whole chunks (Cake "
-                  "shortens runs near the meet) [default: one chunk]");
   cmd->add_option("--store", f.store_dir, "KV store directory")->capture_default_str();
   cmd->add_option("--seed", f.seed, "Seed of the synthetic tokens (weights use the model's seed)")->capture_default_str();
   cmd->add_option("--cpu-threads", f.cpu_threads, "CPU backend threads (0 = all cores)")->capture_default_str();
-  cmd->add_option("--attention", f.attention,
-                  "CUDA backend attention: auto (cuDNN's fused attention when available, else mma), cudnn, or mma "
-                  "(the portable sm_80 mma.sync kernel); the report's backend line says which ran")
-      ->capture_default_str();
+  // One option per sweep axis, from the table: its flag, help and defaults are declared there.
+  for (const SweepAxis& axis : sweep_axes())
+    if (sweep_flags || axis.prepare) cmd->add_option(axis.flag, f.axes[axis.name], axis.help);
+  cmd->add_option("--compute-tokens", f.compute_tokens,
+                  "CPU backend: most tokens the compute lane prefills in one call, as a run of whole chunks (Cake "
+                  "shortens runs near the meet) [default: one chunk]");
   if (!sweep_flags) return;
-  cmd->add_option("--mode", f.mode, "Modes: compute, io, cake, oracle, split=F (comma list)")->capture_default_str();
-  cmd->add_option("--bandwidth", f.bandwidth,
-                  "Load bandwidths: '8gbps,2GB/s', range '1gbps..64gbps:x2', 'unlimited' "
-                  "[default: 8gbps,32gbps,unlimited on a GPU; 0.05gbps,0.2gbps,unlimited on the CPU]");
-  cmd->add_option("--bandwidth-trace", f.bandwidth_trace, "CSV 't_ms,gbps': bandwidth that changes during a request");
-  cmd->add_option("--source", f.source, "Where loads come from: file, file:DIR, mem, tcp, tcp://HOST:PORT (comma list)")
-      ->capture_default_str();
+  cmd->add_option("--bandwidth-trace", f.bandwidth_trace,
+                  "CSV 't_ms,gbps': bandwidth that changes during a request (the same as --bandwidth trace:FILE)");
   cmd->add_option("--repeat", f.repeat, "Timed repetitions per point")->capture_default_str();
   cmd->add_option("--warmup", f.warmup, "Untimed repetitions per point")->capture_default_str();
   cmd->add_option("--verify", f.verify, "full (token + KV of the first repetition), token, or off")->capture_default_str();
@@ -118,7 +101,7 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_flag("-q,--quiet", f.quiet, "No progress bar");
 }
 
-Resolved resolve_run_flags(const RunFlags& f) {
+Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   Resolved r;
   r.backend_kind = parse_backend_kind(f.backend);
   r.gpu = gpu_available(r.backend_kind);
@@ -144,10 +127,13 @@ Resolved resolve_run_flags(const RunFlags& f) {
   r.model.validate();
 
   SweepConfig& s = r.sweep;
-  // GPU default 1024: on an H100, llama-3-8b compute-only at 32K took 1953 ms in 512-token chunks,
-  // 1722 ms in 1024 and 1704 ms in 2048 (results/h100/chunk-sizes): 2048 gains 1% and doubles the
-  // granularity of the meet.
-  s.chunk_tokens = parse_chunk_list(f.chunk.empty() ? (r.gpu ? "1024" : "128") : f.chunk);
+  std::map<std::string, std::string> axes = f.axes;
+  if (!f.bandwidth_trace.empty()) {
+    if (!axes["bandwidth"].empty())
+      throw UsageError("give either --bandwidth or --bandwidth-trace (or write --bandwidth trace:FILE in the list)");
+    axes["bandwidth"] = cat("trace:", f.bandwidth_trace);
+  }
+  resolve_axes(axes, r.gpu, sweep, s, r.notes);
   // Two grains (--compute-tokens): the compute lane may prefill runs of several store chunks. A
   // chunk's KV must come out bit-identical in every mode, whatever run it was computed in. The CPU
   // backend computes every row alike whatever the call's size; cuBLAS picks its kernels by the
@@ -160,6 +146,10 @@ Resolved resolve_run_flags(const RunFlags& f) {
                              "-token chunks on the GPU, where a chunk's KV then depends on the run it was computed in "
                              "(cuBLAS picks kernels by row count), so modes could not be bit-exact; use a larger --chunk"));
   s.compute_tokens = f.compute_tokens;
+  // The backend is built for one attention kernel, so a run takes one value of that axis.
+  for (const AxisValues& axis : s.axes)
+    if (axis.name == "attention" && axis.values.size() > 1)
+      throw UsageError("give one --attention value per run: the backend is built for one attention kernel");
   if (!f.trace.empty()) {
     if (!f.context.empty() || !f.dataset.empty()) throw UsageError("give one of --trace, --dataset or --context");
     TraceOptions o;
@@ -218,12 +208,6 @@ Resolved resolve_run_flags(const RunFlags& f) {
                            r.model.max_context, " (raise it with --set max_context=N, or --max-context for datasets)"));
   }
 
-  for (const std::string& m : split_list(f.mode, "mode")) s.modes.push_back(parse_mode(m));
-  const std::string bw = f.bandwidth.empty() ? (r.gpu ? "8gbps,32gbps,unlimited" : "0.05gbps,0.2gbps,unlimited") : f.bandwidth;
-  s.bandwidths = parse_bandwidth_list(bw);
-  s.bandwidth_trace = f.bandwidth_trace;
-  s.sources.clear();
-  for (const std::string& src : split_list(f.source, "source")) s.sources.push_back(parse_source_spec(src));
   s.store_dir = f.store_dir;
   s.repeat = f.repeat;
   s.warmup = f.warmup;

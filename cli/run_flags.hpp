@@ -1,6 +1,7 @@
 // The flags `run` and `prepare` share, and how they become a model, requests and a sweep.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,8 +24,10 @@ struct RunFlags {
   std::string backend = "auto";
   std::string context;          // "4k,16k", "1k..64k:x2", "lognormal:median=8k,p90=32k"
   std::string suffix;           // "128"
-  std::string chunk;            // "512"
   int compute_tokens = 0;       // 0: one chunk per compute call
+  // The sweep axes' flag texts by axis name (engine/axes.hpp: chunk, source, bandwidth, mode,
+  // attention, ...); an absent or empty one takes the backend's default.
+  std::map<std::string, std::string> axes;
   int requests_per_context = 1; // draws from a context distribution (--requests)
   std::string dataset;          // JSONL (LongBench/ShareGPT) or text file/dir
   std::string tokenizer;        // HuggingFace tokenizer.json (byte-level BPE); bytes without
@@ -33,10 +36,7 @@ struct RunFlags {
   bool skip_bad = false;
   std::string trace;            // Mooncake JSONL: replayed under FIFO queueing
   double time_scale = 1.0;
-  std::string mode = "compute,io,cake,oracle";
-  std::string bandwidth;
-  std::string bandwidth_trace;
-  std::string source = "file";
+  std::string bandwidth_trace;   // the older spelling of --bandwidth trace:FILE
   std::string store_dir = "./cake-store";
   int repeat = 3;
   int warmup = 1;
@@ -51,7 +51,6 @@ struct RunFlags {
   int staging_slots = 2;
   int tcp_pipeline = 4;
   int cpu_threads = 0;
-  std::string attention = "auto";  // CUDA backend: auto, cudnn or mma
   double inject_compute_delay_ms = 0;
   double inject_compute_slowdown = 1;
   double inject_load_slowdown = 1;
@@ -74,7 +73,8 @@ struct Resolved {
   std::optional<Trace> trace;   // --trace: replayed after the sweep
   nlohmann::json workload = nlohmann::json::object();  // where the requests came from (report)
 };
-Resolved resolve_run_flags(const RunFlags& flags);
+// `sweep` false (prepare): only the axes `prepare` takes are resolved.
+Resolved resolve_run_flags(const RunFlags& flags, bool sweep);
 
 // The model of --model TEXT: a folder is a checkpoint (returned too), "*.json" a config.json, else a preset.
 ModelConfig resolve_model(const std::string& text, std::shared_ptr<const ckpt::Checkpoint>* checkpoint);

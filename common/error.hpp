@@ -23,6 +23,15 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+// A broken contract inside cake-bench: a caller passed what the callee's interface rules out
+// (a chunk larger than the backend was sized for, a kernel launched with another head_dim).
+// It is a bug, not the user's input: the CLI exits 1 with "internal error: <context>" and no
+// --help hint.
+class InternalError : public Error {
+ public:
+  using Error::Error;
+};
+
 // The machine cannot do what was asked (no GPU when one is required, no space, no io_uring).
 class EnvironmentError : public Error {
  public:

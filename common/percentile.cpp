@@ -8,8 +8,8 @@
 namespace cake {
 
 double percentile(std::vector<double> values, double p) {
-  if (values.empty()) throw Error("percentile of no values");
-  if (!(p >= 0 && p <= 100)) throw Error(cat("percentile ", p, " is outside [0, 100]"));
+  if (values.empty()) throw InternalError("percentile of no values");
+  if (!(p >= 0 && p <= 100)) throw InternalError(cat("percentile ", p, " is outside [0, 100]"));
   std::sort(values.begin(), values.end());
   const double rank = p / 100.0 * static_cast<double>(values.size() - 1);
   const auto below = static_cast<size_t>(std::floor(rank));

@@ -14,7 +14,7 @@ ChunkClaims::ChunkClaims(int chunks, int compute_limit, int load_floor, LoadOrde
       load_order_(load_order),
       back_(chunks - 1) {
   if (chunks < 0 || compute_limit < 0 || compute_limit > chunks || load_floor < 0 || load_floor > chunks)
-    throw Error(cat("ChunkClaims: bad limits (chunks ", chunks, ", compute_limit ", compute_limit, ", load_floor ",
+    throw InternalError(cat("ChunkClaims: bad limits (chunks ", chunks, ", compute_limit ", compute_limit, ", load_floor ",
                     load_floor, ")"));
 }
 

@@ -17,9 +17,9 @@ namespace cake {
 void copy_chunk_out(const KvCacheView& view, int64_t first_token, int64_t n_tokens, std::span<std::byte> dst) {
   const size_t segment = view.segment_bytes(n_tokens);
   if (dst.size() < view.chunk_bytes(n_tokens))
-    throw Error(cat("copy_chunk_out: buffer of ", dst.size(), " bytes for a chunk of ", view.chunk_bytes(n_tokens)));
+    throw InternalError(cat("copy_chunk_out: buffer of ", dst.size(), " bytes for a chunk of ", view.chunk_bytes(n_tokens)));
   if (first_token < 0 || first_token + n_tokens > view.capacity_tokens)
-    throw Error(cat("copy_chunk_out: tokens [", first_token, ", ", first_token + n_tokens, ") outside the cache of ",
+    throw InternalError(cat("copy_chunk_out: tokens [", first_token, ", ", first_token + n_tokens, ") outside the cache of ",
                     view.capacity_tokens));
   for (int s = 0; s < 2 * view.layers; ++s) {
     std::byte* out = dst.data() + static_cast<size_t>(s) * segment;
@@ -31,7 +31,7 @@ void copy_chunk_out(const KvCacheView& view, int64_t first_token, int64_t n_toke
       CAKE_CUDA(cudaMemcpy(out, in, segment, cudaMemcpyDeviceToHost),
                 cat("reading KV segment ", s, " of tokens from ", first_token));
 #else
-      throw Error("copy_chunk_out: device KV cache in a build without CUDA");
+      throw InternalError("copy_chunk_out: device KV cache in a build without CUDA");
 #endif
     }
   }

@@ -32,12 +32,12 @@ std::vector<double> compute_ms_per_chunk(const RequestOutcome& run) {
       for (int c = e.chunk; c < e.chunk + e.chunks; ++c)
         ms.at(static_cast<size_t>(c)) = ns_to_ms(e.end_ns - e.start_ns) / e.chunks;
   for (size_t i = 0; i < ms.size(); ++i)
-    if (ms[i] < 0) throw Error(cat("oracle: chunk ", i, " was not computed in the ", run.mode, " run it was given"));
+    if (ms[i] < 0) throw InternalError(cat("oracle: chunk ", i, " was not computed in the ", run.mode, " run it was given"));
   return ms;
 }
 
 double load_ms_per_chunk(const RequestOutcome& run) {
-  if (run.chunks_loaded == 0) throw Error(cat("oracle: the ", run.mode, " run loaded no chunk, so it gives no load time"));
+  if (run.chunks_loaded == 0) throw InternalError(cat("oracle: the ", run.mode, " run loaded no chunk, so it gives no load time"));
   return run.load_busy_ms / run.chunks_loaded;
 }
 

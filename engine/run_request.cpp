@@ -59,14 +59,14 @@ Limits limits_for(const Mode& mode, int n) {
     case ModeKind::oracle: {
       int k = mode.split_chunk;
       if (k < 0) {
-        if (mode.kind == ModeKind::oracle) throw Error("oracle mode needs its split resolved before it runs");
+        if (mode.kind == ModeKind::oracle) throw InternalError("oracle mode needs its split resolved before it runs");
         k = static_cast<int>(mode.split_fraction * n + 0.5);
       }
       k = std::clamp(k, 0, n);
       return {k, k, ChunkClaims::LoadOrder::back_to_front};
     }
   }
-  throw Error("unknown mode");
+  throw InternalError("unknown mode");
 }
 
 std::span<const int32_t> run_tokens_of(const Request& request, ChunkClaims::Run run, int32_t chunk_tokens) {
@@ -91,7 +91,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     throw UsageError(cat("request ", request.id, " needs ", total_tokens, " tokens but the KV cache holds ",
                          backend.kv_cache().capacity_tokens));
   if (mode.loads() && (load == nullptr || load->pipeline == nullptr))
-    throw Error(cat("mode ", mode.name(), " needs a load lane (a KV source) but none was set up"));
+    throw InternalError(cat("mode ", mode.name(), " needs a load lane (a KV source) but none was set up"));
 
   const int n = chunk_count(static_cast<int64_t>(request.prefix.size()), options.chunk_tokens);
   const Limits limits = limits_for(mode, n);
@@ -365,7 +365,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
             [](const ChunkEvent& a, const ChunkEvent& b) { return a.start_ns < b.start_ns; });
 
   if (out.chunks_computed + out.chunks_loaded + out.chunks_recovered != n)
-    throw Error(cat("request ", request.id, " under ", out.mode, ": ", out.chunks_computed, " computed + ",
+    throw InternalError(cat("request ", request.id, " under ", out.mode, ": ", out.chunks_computed, " computed + ",
                     out.chunks_loaded, " loaded + ", out.chunks_recovered, " recovered != ", n, " chunks"));
   return out;
 }

@@ -7,6 +7,7 @@
 #include "common/cpu_probe.hpp"
 #include "common/error.hpp"
 #include "common/units.hpp"
+#include "engine/axes.hpp"
 #include "engine/kv_snapshot.hpp"
 #include "engine/oracle.hpp"
 #include "engine/run_request.hpp"
@@ -28,9 +29,28 @@ std::vector<Mode> loading_modes(const SweepConfig& c) {
   return out;
 }
 
-std::string throttle_text(const SweepConfig& c, std::optional<double> bw) {
-  if (!c.bandwidth_trace.empty()) return cat("trace:", c.bandwidth_trace);
-  return format_gbps(bw);
+// Every combination of the generic axes' values, first axis outermost.
+std::vector<AxisFields> axis_combinations(const std::vector<AxisValues>& axes) {
+  std::vector<AxisFields> out{{}};
+  for (const AxisValues& axis : axes) {
+    if (axis.values.empty()) throw InternalError(cat("sweep axis ", axis.name, " has no values"));
+    std::vector<AxisFields> next;
+    for (const AxisFields& prefix : out)
+      for (const AxisValue& v : axis.values) {
+        AxisFields combination = prefix;
+        combination.push_back({axis.name, v});
+        next.push_back(std::move(combination));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+AxisFields non_neutral(const std::vector<AxisValues>& axes, const AxisFields& combination) {
+  AxisFields out;
+  for (size_t i = 0; i < axes.size(); ++i)
+    if (combination[i].value != axes[i].neutral) out.push_back(combination[i]);
+  return out;
 }
 
 class Sweep {
@@ -42,8 +62,15 @@ class Sweep {
 
   std::vector<PointResult> run() {
     if (config_.modes.empty()) throw UsageError("no mode to run: give --mode (compute, io, cake, oracle, split=F)");
-    for (int32_t chunk : config_.chunk_tokens)
-      for (const Request& request : config_.requests) run_context(request, chunk);
+    conditions_ = sweep_conditions(config_);
+    for (const AxisFields& combination : axis_combinations(config_.axes)) {
+      axes_ = non_neutral(config_.axes, combination);
+      if (config_.configure) config_.configure(combination);
+      else if (!axes_.empty())
+        throw InternalError(cat("sweep axis values ", print_fields(axes_), " are set but nothing applies them"));
+      for (int32_t chunk : config_.chunk_tokens)
+        for (const Request& request : config_.requests) run_context(request, chunk);
+    }
     return std::move(points_);
   }
 
@@ -82,9 +109,10 @@ class Sweep {
     return out;
   }
 
-  std::unique_ptr<Throttle> throttle_for(std::optional<double> bw) const {
-    if (bw && config_.inject_load_slowdown > 1) bw = *bw / config_.inject_load_slowdown;
-    return make_throttle(bw, config_.bandwidth_trace);
+  std::unique_ptr<Throttle> throttle_for(const BandwidthSetting& bw) const {
+    std::optional<double> rate = bw.bytes_per_sec;
+    if (rate && config_.inject_load_slowdown > 1) rate = *rate / config_.inject_load_slowdown;
+    return make_throttle(rate, bw.trace_path);
   }
 
   // Token check every repetition; KV of every prefix chunk on the first measured one (full).
@@ -105,13 +133,15 @@ class Sweep {
     p.suffix_tokens = static_cast<int64_t>(request.suffix.size());
     p.chunk_tokens = chunk;
     p.mode = mode;
+    p.axes = axes_;
+    p.conditions = conditions_;
     p.verification.passed = false;  // set by check(); with --verify off it stays false: nothing was checked
     p.verification.detail = config_.verify == VerifyLevel::off ? "not verified (--verify off)" : "";
     return p;
   }
 
   void run_context(const Request& request, int32_t chunk) {
-    const std::string ctx = cat("ctx ", request.prefix.size(), " chunk ", chunk);
+    const std::string ctx = cat("ctx ", request.prefix.size(), " chunk ", chunk, axes_.empty() ? "" : " ", print_fields(axes_));
     // Untimed reference: compute-only, then the store from its KV cache when missing.
     tick(cat(ctx, ": compute-only reference"), true);
     if (config_.verify != VerifyLevel::off) backend_.poison_kv_cache();
@@ -163,17 +193,15 @@ class Sweep {
       if (compute_point) points_.push_back(std::move(*compute_point));
       return;
     }
-    std::vector<std::optional<double>> bandwidths = config_.bandwidths;
-    if (!config_.bandwidth_trace.empty()) bandwidths = {std::nullopt};
     for (const SourceSpec& spec : config_.sources) {
-      for (const std::optional<double>& bw : bandwidths) {
-        const std::string group = cat(ctx, " ", spec.text(), " ", throttle_text(config_, bw));
+      for (const BandwidthSetting& bw : config_.bandwidths) {
+        const std::string group = cat(ctx, " ", spec.text(), " ", bw.text());
         std::unique_ptr<Throttle> throttle = throttle_for(bw);
         if (compute_point) {
           PointResult p = *compute_point;
           p.source = spec.text();
-          p.bandwidth_bytes_per_sec = bw;
-          p.throttle = throttle_text(config_, bw);
+          p.bandwidth = bw;
+          p.throttle = bw.text();
           p.shared_compute = true;
           points_.push_back(std::move(p));
         }
@@ -191,8 +219,8 @@ class Sweep {
           }
           PointResult p = make_point(request, chunk, mode);
           p.source = spec.text();
-          p.bandwidth_bytes_per_sec = bw;
-          p.throttle = throttle_text(config_, bw);
+          p.bandwidth = bw;
+          p.throttle = bw.text();
           p.store_path = provider_.store_path_for(spec, key);
           group_points.push_back(std::move(p));
         }
@@ -218,9 +246,20 @@ class Sweep {
   SourceProvider provider_;
   SweepProgress progress_state_;
   std::vector<PointResult> points_;
+  AxisFields axes_;        // the generic axes' combination being run (non-neutral values)
+  AxisFields conditions_;
 };
 
 }  // namespace
+
+const char* to_string(VerifyLevel level) {
+  switch (level) {
+    case VerifyLevel::off: return "off";
+    case VerifyLevel::token: return "token";
+    case VerifyLevel::full: return "full";
+  }
+  return "?";
+}
 
 VerifyLevel parse_verify_level(std::string_view text) {
   if (text == "off") return VerifyLevel::off;
@@ -232,10 +271,10 @@ VerifyLevel parse_verify_level(std::string_view text) {
 int sweep_run_count(const SweepConfig& c) {
   const int runs = c.warmup + c.repeat;
   const int loading = static_cast<int>(loading_modes(c).size());
-  const int groups = static_cast<int>(c.sources.size()) * (c.bandwidth_trace.empty() ? static_cast<int>(c.bandwidths.size()) : 1);
+  const int groups = static_cast<int>(c.sources.size() * c.bandwidths.size());
   const int per_group = loading > 0 ? loading * runs + (has_mode(c, ModeKind::oracle) ? 1 : 0) : 0;
   const int per_context = 1 + (has_mode(c, ModeKind::compute) ? runs : 0) + groups * per_group;
-  return per_context * static_cast<int>(c.requests.size() * c.chunk_tokens.size());
+  return per_context * static_cast<int>(c.requests.size() * c.chunk_tokens.size() * axis_combinations(c.axes).size());
 }
 
 std::vector<PointResult> run_sweep(ComputeBackend& backend, const SweepConfig& config, const ProgressFn& progress) {

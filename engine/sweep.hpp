@@ -1,4 +1,4 @@
-// A sweep: every (context, suffix, chunk size, source, bandwidth, mode) point, each repeated,
+// A sweep: every (generic axes, context, suffix, chunk size, source, bandwidth, mode) point, each repeated,
 // with modes alternating between repetitions so drift favours none. Per context, untimed: one
 // compute-only reference run (first token, logits, KV checksums) and the store, written from that
 // run's KV cache when it is missing.
@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/axis_value.hpp"
+#include "engine/bandwidth_setting.hpp"
 #include "engine/mode.hpp"
 #include "engine/request_outcome.hpp"
 #include "engine/source_provider.hpp"
@@ -25,14 +27,22 @@ enum class VerifyLevel {
   full,   // token, plus on the first measured repetition of each point: every prefix chunk's KV
 };
 VerifyLevel parse_verify_level(std::string_view text);
+const char* to_string(VerifyLevel level);  // "off", "token", "full"
+
+// The values of one generic sweep axis (engine/axes.hpp) and its neutral value: the one a
+// cake-bench without the axis ran at.
+struct AxisValues {
+  std::string name;
+  std::vector<AxisValue> values;
+  AxisValue neutral;
+};
 
 struct SweepConfig {
   std::vector<Request> requests;               // one per context (synthetic or from a dataset)
   std::vector<int32_t> chunk_tokens{512};     // the store's chunk (load grain, claim unit)
   int32_t compute_tokens = 0;                 // most tokens per compute call, as whole chunks (0: one chunk)
   std::vector<Mode> modes;
-  std::vector<std::optional<double>> bandwidths{std::nullopt};  // bytes/s; nullopt = unlimited
-  std::string bandwidth_trace;                 // CSV t_ms,gbps; replaces the constant rates
+  std::vector<BandwidthSetting> bandwidths{BandwidthSetting{}};  // rates, unlimited, traces
   std::vector<SourceSpec> sources{SourceSpec{}};
   std::string store_dir = "./cake-store";
   int repeat = 3;
@@ -49,6 +59,12 @@ struct SweepConfig {
   // Told of what the user must know but that is no error (a store rebuilt because it failed
   // validation); may be empty.
   std::function<void(const std::string&)> on_notice;
+  // Generic axes: every combination of their values is run, outermost. Before each, `configure`
+  // gets the whole combination (neutral values too) to set up what the values choose, e.g. the
+  // backend's attention kernel. A non-neutral value with no `configure` is an InternalError:
+  // nothing would apply it, and the points would claim a condition they did not run under.
+  std::vector<AxisValues> axes;
+  std::function<void(const AxisFields&)> configure;
 };
 
 struct PointResult {
@@ -58,8 +74,10 @@ struct PointResult {
   int32_t chunk_tokens = 0;
   std::string source;                          // SourceSpec::text()
   std::string source_description;              // what the source said it was
-  std::optional<double> bandwidth_bytes_per_sec;
-  std::string throttle;                        // "8 Gbps", "trace:FILE", "unlimited"
+  BandwidthSetting bandwidth;                  // compute-only: the group's (it is shown in every group)
+  std::string throttle;                        // "8 Gbps", "trace:bt.csv@1a2b3c4d", "unlimited", "n/a"
+  AxisFields axes;                             // generic axes not at their neutral value, by name
+  AxisFields conditions;                       // sweep_conditions(): injected delay / faults; empty = clean
   Mode mode;                                   // oracle: split_chunk resolved
   std::vector<RequestOutcome> reps;            // measured repetitions (warm-ups dropped)
   Verification verification;

@@ -77,7 +77,7 @@ BackendChoice make_backend(BackendKind kind, const ModelConfig& model, const Bac
                                   kind == BackendKind::cuda ? "as asked" : "a GPU is present",
                                   details.empty() ? "" : "; ", details)};
 #else
-  throw Error("internal: a GPU was reported usable in a build without the CUDA backend");
+  throw InternalError("internal: a GPU was reported usable in a build without the CUDA backend");
 #endif
 }
 

@@ -1,5 +1,6 @@
-// The io_uring file source: the plain prep / submit / wait-cqe / cqe-seen loop of liburing's
-// examples, with a throttle booking in front of every fresh request.
+// The io_uring file source: prep and submit reads (a throttle booking in front of every fresh
+// request), then reap every completion that is ready in one batch (io_uring_for_each_cqe +
+// io_uring_cq_advance), waiting with io_uring_wait_cqe(_timeout) only when none is.
 #include "loaders/file_source.hpp"
 
 #include <fcntl.h>

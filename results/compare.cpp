@@ -86,9 +86,12 @@ ComparePolicy parse_policy(const json& j, const std::string& origin, ComparePoli
       p.allow_env_change = policy_bool(v, origin, key);
     } else if (key == "fail_on_missing") {
       p.fail_on_missing = policy_bool(v, origin, key);
+    } else if (key == "ignore_conditions") {
+      p.ignore_conditions = policy_bool(v, origin, key);
     } else {
       throw UsageError(cat(origin, ": ", key,
-                           ": unknown key (known: threshold_pct, alpha, ratios_only, allow_env_change, fail_on_missing, metrics)"));
+                           ": unknown key (known: threshold_pct, alpha, ratios_only, allow_env_change, fail_on_missing, "
+                           "ignore_conditions, metrics)"));
     }
   }
   return p;
@@ -112,7 +115,8 @@ json policy_to_json(const ComparePolicy& p) {
           {"ratios_only", p.ratios_only},
           {"metrics", p.metrics},
           {"allow_env_change", p.allow_env_change},
-          {"fail_on_missing", p.fail_on_missing}};
+          {"fail_on_missing", p.fail_on_missing},
+          {"ignore_conditions", p.ignore_conditions}};
 }
 
 // ---- environment -------------------------------------------------------------------------
@@ -181,15 +185,30 @@ std::optional<RatioSamples> ratio_samples(const Point& num, const Point& den, bo
 
 namespace {
 
-std::map<std::string, const Point*> index_points(const RunReport& r, const std::string& origin) {
-  std::map<std::string, const Point*> by_key;
-  for (const Point& p : r.points) {
-    const std::string key = point_key(p);
-    if (!by_key.emplace(key, &p).second)
-      throw UsageError(cat(origin, ": two points have the same configuration and mode (", key,
-                           "); compare cannot match them"));
-  }
-  return by_key;
+using PointIndex = std::map<AxisFields, const Point*>;
+
+PointIndex index_points(const RunReport& r, const std::string& origin, bool with_conditions) {
+  PointIndex by_identity;
+  for (const Point& p : r.points)
+    if (!by_identity.emplace(point_identity(p, with_conditions), &p).second)
+      throw UsageError(cat(origin, ": two points have the same configuration and mode (", point_key(p),
+                           with_conditions ? "" : ", conditions ignored", "); compare cannot match them"));
+  return by_identity;
+}
+
+std::string conditions_text(const AxisFields& conditions) {
+  return conditions.empty() ? std::string("clean") : print_fields(conditions);
+}
+
+// The note on a row whose two points ran under different conditions (only with ignore_conditions).
+std::string conditions_note(const Point& b, const Point& n) {
+  if (b.conditions == n.conditions) return "";
+  return cat("conditions differ: base ", conditions_text(b.conditions), ", new ", conditions_text(n.conditions));
+}
+
+void add_note(MetricComparison& m, const std::string& note) {
+  if (note.empty()) return;
+  m.note = m.note.empty() ? note : cat(m.note, "; ", note);
 }
 
 double change_pct(double base, double now) {
@@ -382,9 +401,9 @@ std::vector<MetricComparison> lane_ratio_rows(const std::string& group, const st
   return rows;
 }
 
-std::map<std::string, GroupModes> groups_of(const RunReport& r) {
-  std::map<std::string, GroupModes> groups;
-  for (const Point& p : r.points) groups[group_key(p)].by_mode[p.mode] = &p;
+std::map<AxisFields, GroupModes> groups_of(const RunReport& r, bool with_conditions) {
+  std::map<AxisFields, GroupModes> groups;
+  for (const Point& p : r.points) groups[group_identity(p, with_conditions)].by_mode[p.mode] = &p;
   return groups;
 }
 
@@ -401,13 +420,13 @@ bool CompareResult::failed() const {
 
 CompareResult compare_reports(const RunReport& base, const RunReport& now, const ComparePolicy& policy,
                               const std::string& base_origin, const std::string& new_origin) {
-  if (base.schema_version != now.schema_version)
-    throw UsageError(cat("schema_version differs: ", base_origin, " has ", base.schema_version, ", ", new_origin,
-                         " has ", now.schema_version));
   CompareResult result;
   result.policy = policy;
   result.base_origin = base_origin;
   result.new_origin = new_origin;
+  if (base.schema_version != now.schema_version)
+    result.notes.push_back(cat("schema_version differs: ", base_origin, " has ", base.schema_version, ", ", new_origin,
+                               " has ", now.schema_version, " (both read as version ", kReportSchemaVersion, ")"));
 
   const auto base_gpus = gpu_names(base.environment), new_gpus = gpu_names(now.environment);
   if (base_gpus != new_gpus) {
@@ -419,32 +438,58 @@ CompareResult compare_reports(const RunReport& base, const RunReport& now, const
     result.notes.push_back(cat(what, " (allowed by --allow-env-change)"));
   }
 
-  const auto base_points = index_points(base, base_origin);
-  const auto new_points = index_points(now, new_origin);
+  const bool with_conditions = !policy.ignore_conditions;
+  const auto base_points = index_points(base, base_origin, with_conditions);
+  const auto new_points = index_points(now, new_origin, with_conditions);
   for (const Point& p : base.points)
-    if (!new_points.contains(point_key(p))) result.only_in_base.push_back(point_key(p));
+    if (!new_points.contains(point_identity(p, with_conditions))) result.only_in_base.push_back(point_key(p));
   for (const Point& p : now.points)
-    if (!base_points.contains(point_key(p))) result.only_in_new.push_back(point_key(p));
+    if (!base_points.contains(point_identity(p, with_conditions))) result.only_in_new.push_back(point_key(p));
+
+  // Unmatched points that would match but for their conditions: say so, once per pair of conditions.
+  if (with_conditions) {
+    std::map<AxisFields, const Point*> new_without;
+    for (const Point& p : now.points) new_without.emplace(point_identity(p, false), &p);
+    std::vector<std::string> seen;
+    for (const Point& b : base.points) {
+      const auto it = new_without.find(point_identity(b, false));
+      if (it == new_without.end() || it->second->conditions == b.conditions) continue;
+      const std::string note = cat("not matched, conditions differ: ", base_origin, " ran ",
+                                   conditions_text(b.conditions), ", ", new_origin, " ran ",
+                                   conditions_text(it->second->conditions),
+                                   " (pass --ignore-conditions to compare them anyway)");
+      if (std::find(seen.begin(), seen.end(), note) == seen.end()) seen.push_back(note);
+    }
+    for (std::string& note : seen) result.notes.push_back(std::move(note));
+  }
 
   // Rows in the order of the baseline: each group's points, then its ratios.
-  const auto base_groups = groups_of(base), new_groups = groups_of(now);
-  std::vector<std::string> group_order;
-  for (const Point& p : base.points)
-    if (std::find(group_order.begin(), group_order.end(), group_key(p)) == group_order.end())
-      group_order.push_back(group_key(p));
+  const auto base_groups = groups_of(base, with_conditions), new_groups = groups_of(now, with_conditions);
+  std::vector<AxisFields> group_order;
+  for (const Point& p : base.points) {
+    AxisFields g = group_identity(p, with_conditions);
+    if (std::find(group_order.begin(), group_order.end(), g) == group_order.end()) group_order.push_back(std::move(g));
+  }
 
-  for (const std::string& g : group_order) {
+  for (const AxisFields& g : group_order) {
     for (const Point& b : base.points) {
-      if (group_key(b) != g) continue;
-      const auto it = new_points.find(point_key(b));
+      if (group_identity(b, with_conditions) != g) continue;
+      const auto it = new_points.find(point_identity(b, with_conditions));
       if (it == new_points.end()) continue;
       const Point& n = *it->second;
+      const std::string note = conditions_note(b, n);
       if (!policy.ratios_only) {
-        if (wanted(policy, "ttft_ms") && !b.ttft_ms_samples.empty() && !n.ttft_ms_samples.empty())
+        if (wanted(policy, "ttft_ms") && !b.ttft_ms_samples.empty() && !n.ttft_ms_samples.empty()) {
           result.rows.push_back(ttft_row(b, n, policy));
-        if (wanted(policy, "load_gbps") && b.load_gbps && n.load_gbps) result.rows.push_back(load_row(b, n, policy));
+          add_note(result.rows.back(), note);
+        }
+        if (wanted(policy, "load_gbps") && b.load_gbps && n.load_gbps) {
+          result.rows.push_back(load_row(b, n, policy));
+          add_note(result.rows.back(), note);
+        }
       }
       result.rows.push_back(verified_row(b, n));
+      add_note(result.rows.back(), note);
       if (b.chunks_recovered != n.chunks_recovered)
         result.notes.push_back(cat("recovered chunks changed at ", point_key(b), ": ", b.chunks_recovered, " in ",
                                    base_origin, ", ", n.chunks_recovered, " in ", new_origin,
@@ -455,8 +500,12 @@ CompareResult compare_reports(const RunReport& base, const RunReport& now, const
     if (ng == new_groups.end()) continue;
     const auto& bm = base_groups.at(g).by_mode;
     const auto& nm = ng->second.by_mode;
-    for (MetricComparison& m : lane_ratio_rows(g, bm, nm, base.repetitions_paired, now.repetitions_paired, policy))
-      if (wanted(policy, m.metric)) result.rows.push_back(std::move(m));
+    for (MetricComparison& m : lane_ratio_rows(group_key(*bm.begin()->second), bm, nm, base.repetitions_paired,
+                                               now.repetitions_paired, policy))
+      if (wanted(policy, m.metric)) {
+        add_note(m, conditions_note(*bm.begin()->second, *nm.begin()->second));
+        result.rows.push_back(std::move(m));
+      }
     for (const char* other : {"compute", "io", "oracle"}) {
       if (!wanted(policy, cat("cake/", other))) continue;
       if (!bm.contains("cake") || !bm.contains(other) || !nm.contains("cake") || !nm.contains(other)) continue;
@@ -464,8 +513,8 @@ CompareResult compare_reports(const RunReport& base, const RunReport& now, const
       const auto rn = ratio_samples(*nm.at("cake"), *nm.at(other), now.repetitions_paired);
       if (!rb || !rn) continue;
       MetricComparison m;
-      m.group = g;
-      m.key = g;
+      m.group = group_key(*bm.at("cake"));
+      m.key = m.group;
       m.metric = cat("cake/", other);
       m.threshold_pct = policy.ratio_threshold_pct;
       m.base_value = rb->value;
@@ -473,6 +522,7 @@ CompareResult compare_reports(const RunReport& base, const RunReport& now, const
       m.paired = rb->paired && rn->paired;
       test_samples(m, rb->samples, rn->samples, policy.alpha);
       decide(m);
+      add_note(m, conditions_note(*bm.at("cake"), *nm.at("cake")));
       result.rows.push_back(std::move(m));
     }
   }

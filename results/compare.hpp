@@ -1,5 +1,8 @@
 // `cake-bench compare`: is a new run worse than a baseline, beyond the noise of both?
-// Points are matched by point_key (full configuration and mode). Per matched point: TTFT
+// Points are matched by point_identity: typed (axis, value) pairs compared by value, so how a
+// number prints never unmatches a point. Points that ran under different conditions (injected
+// faults or compute delay) do not match unless the policy says to ignore conditions; then every
+// such row carries a note. Per matched point: TTFT
 // (median; the test runs on the repetitions), achieved load_gbps, verification. Per matched
 // configuration group: the within-run ratios cake/compute, cake/io, cake/oracle, which hold
 // across machines of different speed. The method is documented in README.md ("Output files, report and compare").
@@ -26,13 +29,15 @@ struct ComparePolicy {
   // Only these metrics are compared (names as in MetricComparison::metric, e.g. "compute/probe");
   // empty: all of them but io/ideal. "verified" is always compared.
   std::vector<std::string> metrics;
+  bool ignore_conditions = false;       // match points whose injected faults / compute delay differ (noted)
 
   bool operator==(const ComparePolicy&) const = default;
 };
 
 // The policy file: every key optional, unknown keys refused (a typo must not silently do nothing):
 // {"threshold_pct": {"ttft_ms": 10, "ratio": 10, "load_gbps": 10}, "alpha": 0.05,
-//  "ratios_only": false, "allow_env_change": false, "fail_on_missing": false, "metrics": ["cake/best"]}
+//  "ratios_only": false, "allow_env_change": false, "fail_on_missing": false, "ignore_conditions": false,
+//  "metrics": ["cake/parallel"]}
 // "threshold_pct" may also be one number for all metrics. Starts from `defaults`.
 ComparePolicy parse_policy(const nlohmann::json& j, const std::string& origin, ComparePolicy defaults = {});
 ComparePolicy read_policy(const std::string& path, ComparePolicy defaults = {});  // UsageError
@@ -102,8 +107,9 @@ struct CompareResult {
   bool failed() const;
 };
 
-// Throws UsageError for unusable input: different schema versions, duplicate points within a
-// report, or different GPU names in the environments (unless policy.allow_env_change).
+// Throws UsageError for unusable input: duplicate points within a report, or different GPU names
+// in the environments (unless policy.allow_env_change). Reports of different schema versions
+// compare (both are read into the current model); the result notes it.
 CompareResult compare_reports(const RunReport& base, const RunReport& now, const ComparePolicy& policy,
                               const std::string& base_origin = "base", const std::string& new_origin = "new");
 

@@ -35,7 +35,7 @@ double mann_whitney_min_p(int n1, int n2) {
 }
 
 MannWhitneyResult mann_whitney_u(std::span<const double> x, std::span<const double> y, MwuMethod method) {
-  if (x.empty() || y.empty()) throw Error("Mann-Whitney U needs at least one value on each side");
+  if (x.empty() || y.empty()) throw InternalError("Mann-Whitney U needs at least one value on each side");
   const size_t n1 = x.size(), n2 = y.size(), n = n1 + n2;
 
   struct Tagged {

@@ -16,10 +16,58 @@ std::string bandwidth_label(const std::optional<double>& bandwidth_gbps) {
   return bandwidth_gbps ? short_number(*bandwidth_gbps) : std::string("unlimited");
 }
 
+std::string bandwidth_label(const Point& p) {
+  if (p.bandwidth_trace.empty()) return bandwidth_label(p.bandwidth_gbps);
+  return cat(p.bandwidth_trace, " (mean ", p.bandwidth_gbps ? short_number(*p.bandwidth_gbps) : "?", ", min ",
+             p.bandwidth_min_gbps ? short_number(*p.bandwidth_min_gbps) : "?", ")");
+}
+
+namespace {
+
+AxisValue bandwidth_value(const Point& p) {
+  if (!p.bandwidth_trace.empty()) return AxisValue::text(p.bandwidth_trace);
+  return p.bandwidth_gbps ? AxisValue::real(*p.bandwidth_gbps) : AxisValue::none();
+}
+
+AxisFields sorted_by_axis(AxisFields fields) {
+  std::sort(fields.begin(), fields.end());
+  return fields;
+}
+
+}  // namespace
+
+AxisFields group_identity(const Point& p, bool with_conditions) {
+  AxisFields id = {{"model", AxisValue::text(p.model)},
+                   {"backend", AxisValue::text(p.backend)},
+                   {"context_tokens", AxisValue::integer(p.context_tokens)},
+                   {"suffix_tokens", AxisValue::integer(p.suffix_tokens)},
+                   {"chunk_tokens", AxisValue::integer(p.chunk_tokens)},
+                   {"source", AxisValue::text(p.source)},
+                   {"bandwidth", bandwidth_value(p)},
+                   {"codec", AxisValue::text(p.codec)}};
+  // Checkpoint weights (folder @ content fingerprint); seeded weights leave it out, so reports from
+  // before checkpoints still match.
+  if (!p.checkpoint.empty()) id.push_back({"checkpoint", AxisValue::text(p.checkpoint)});
+  for (AxisField& f : sorted_by_axis(p.axes)) id.push_back(std::move(f));
+  if (with_conditions)
+    for (const AxisField& f : sorted_by_axis(p.conditions)) id.push_back({cat("condition.", f.axis), f.value});
+  return id;
+}
+
+AxisFields point_identity(const Point& p, bool with_conditions) {
+  AxisFields id = group_identity(p, with_conditions);
+  id.push_back({"mode", AxisValue::text(p.mode)});
+  return id;
+}
+
 std::string group_key(const Point& p) {
-  return cat(p.model, "/", p.backend, " ctx=", p.context_tokens, " sfx=", p.suffix_tokens, " chunk=", p.chunk_tokens,
-             " src=", p.source, " bw=", bandwidth_label(p.bandwidth_gbps), " codec=", p.codec,
-             p.checkpoint.empty() ? std::string() : cat(" ckpt=", p.checkpoint));
+  std::string key = cat(p.model, "/", p.backend, " ctx=", p.context_tokens, " sfx=", p.suffix_tokens,
+                        " chunk=", p.chunk_tokens, " src=", p.source, " bw=",
+                        p.bandwidth_trace.empty() ? bandwidth_label(p.bandwidth_gbps) : p.bandwidth_trace,
+                        " codec=", p.codec, p.checkpoint.empty() ? std::string() : cat(" ckpt=", p.checkpoint));
+  for (const AxisField& f : sorted_by_axis(p.axes)) key += cat(" ", f.axis, "=", f.value.print());
+  for (const AxisField& f : sorted_by_axis(p.conditions)) key += cat(" ", f.axis, "=", f.value.print());
+  return key;
 }
 
 std::string point_key(const Point& p) { return cat(group_key(p), " mode=", p.mode); }
@@ -40,7 +88,7 @@ void finalize_point(Point& p) {
 }
 
 size_t median_repetition(std::span<const double> ttft_ms_samples) {
-  if (ttft_ms_samples.empty()) throw Error("median repetition of no samples");
+  if (ttft_ms_samples.empty()) throw InternalError("median repetition of no samples");
   std::vector<size_t> order(ttft_ms_samples.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(),

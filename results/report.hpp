@@ -12,11 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/axis_value.hpp"
 #include "results/stats.hpp"
 
 namespace cake {
 
-inline constexpr int kReportSchemaVersion = 1;
+// 2: points carry bandwidth_trace, bandwidth_min_gbps, axes and conditions; config records the
+// resolved axis values. Version 1 files still load (report_json.cpp upgrades them).
+inline constexpr int kReportSchemaVersion = 2;
 
 // A point is flagged noisy when (p90 - p10) / median exceeds this: beyond 10 % spread a
 // difference between modes of a few percent is not worth reading.
@@ -24,19 +27,30 @@ inline constexpr double kNoisySpreadRatio = 0.10;
 
 // One (configuration, mode) with all its repetitions.
 struct Point {
-  // Configuration: together with `mode` these identify a point across runs (see point_key).
+  // Configuration: together with `mode` these identify a point across runs (see point_identity).
   std::string model;
   std::string backend;                    // "cuda", "cpu"
   int64_t context_tokens = 0;             // prefix tokens whose KV cache must be made ready
   int64_t suffix_tokens = 0;              // new tokens prefilled after the prefix
   int64_t chunk_tokens = 0;               // tokens per KV chunk
   std::string source;                     // "file:/dev/shm/x", "mem", "tcp://host:port"
-  std::optional<double> bandwidth_gbps;   // load-lane throttle in Gbit/s; nullopt = unlimited
+  std::optional<double> bandwidth_gbps;   // load-lane throttle in Gbit/s; nullopt = unlimited; a trace's mean
+  // A bandwidth trace set the rate: "trace:bt.csv@<first 8 hex of its content hash>". It is the
+  // bandwidth in the point's identity (bandwidth_gbps is then only its time-weighted mean).
+  std::string bandwidth_trace;
+  std::optional<double> bandwidth_min_gbps;  // a trace's lowest rate (0 during an outage)
   std::string mode;                       // "compute", "io", "cake", "split=0.50", "oracle"
   std::string codec;                      // KV encoding on disk / wire, e.g. "fp16"
   // Checkpoint weights: "PATH@FINGERPRINT" (folder and content fingerprint, kernels/checkpoint/);
   // empty for seeded weights, which the model name and its seed identify.
   std::string checkpoint;
+  // Further sweep axes (engine/axes.hpp) whose value differs from the neutral one, the value a
+  // cake-bench without that axis ran at ("attention": "auto" is neutral and left out), by name.
+  // Part of the identity: adding an axis does not unmatch points recorded before it existed.
+  AxisFields axes;
+  // What was done to the run on purpose: "inject_compute_delay_ms", "inject_fault". Empty = clean.
+  // Part of the identity unless compare is told to ignore conditions (then it says so per row).
+  AxisFields conditions;
 
   // How it was measured.
   int warmup = 0;                         // untimed requests before the timed ones
@@ -111,15 +125,24 @@ struct RunReport {
   bool operator==(const RunReport&) const = default;
 };
 
-// Identity of a point across runs: every configuration field, mode included; warmup and
-// repeat are not part of it, so a 10-repetition run compares with a 5-repetition baseline.
-std::string point_key(const Point& p);
+// Identity of a point across runs, as typed (axis, value) pairs compared by value: model,
+// backend, context_tokens, suffix_tokens, chunk_tokens, source, bandwidth (Gbit/s, none =
+// unlimited, or the trace label), codec, the further axes by name, the conditions (unless
+// `with_conditions` is false), and mode. Warmup and repeat are not part of it, so a
+// 10-repetition run compares with a 5-repetition baseline.
+AxisFields point_identity(const Point& p, bool with_conditions = true);
 // The same without the mode: the points that derived ratios relate.
+AxisFields group_identity(const Point& p, bool with_conditions = true);
+// The identity printed, for people and for the JSON "key" (compare matches on point_identity).
+std::string point_key(const Point& p);
 std::string group_key(const Point& p);
 // "file", "mem", "tcp" (the part before ':' or "://"; the whole string when it has none).
 std::string source_kind(std::string_view source);
 // "8", "0.5", "unlimited".
 std::string bandwidth_label(const std::optional<double>& bandwidth_gbps);
+// The point's bandwidth as a table row reads it: "8", "unlimited", or
+// "trace:bt.csv@1a2b3c4d (mean 0.05, min 0)".
+std::string bandwidth_label(const Point& p);
 
 // Fills ttft_ms and noisy from ttft_ms_samples.
 void finalize_point(Point& p);

@@ -15,6 +15,12 @@ namespace {
 json optional_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 json optional_json(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
 
+json fields_to_json(const AxisFields& fields) {
+  json out = json::object();
+  for (const AxisField& f : fields) out[f.axis] = f.value.to_json();
+  return out;
+}
+
 json summary_to_json(const Summary& s) {
   return {{"count", s.count}, {"median", s.median}, {"p10", s.p10},   {"p90", s.p90},
           {"min", s.min},     {"max", s.max},       {"mean", s.mean}, {"stddev", s.stddev}};
@@ -29,9 +35,13 @@ json point_to_json(const Point& p) {
           {"chunk_tokens", p.chunk_tokens},
           {"source", p.source},
           {"bandwidth_gbps", optional_json(p.bandwidth_gbps)},
+          {"bandwidth_trace", p.bandwidth_trace.empty() ? json(nullptr) : json(p.bandwidth_trace)},
+          {"bandwidth_min_gbps", optional_json(p.bandwidth_min_gbps)},
           {"mode", p.mode},
           {"codec", p.codec},
           {"checkpoint", p.checkpoint},
+          {"axes", fields_to_json(p.axes)},
+          {"conditions", fields_to_json(p.conditions)},
           {"warmup", p.warmup},
           {"repeat", p.repeat},
           {"ttft_ms", summary_to_json(p.ttft_ms)},
@@ -213,7 +223,18 @@ Summary summary_from(const Fields& f) {
   return s;
 }
 
-Point point_from(const Fields& f) {
+AxisFields fields_from(const Fields& f, const char* key) {
+  const json& v = f.need(key);
+  if (!v.is_object()) f.fail(key, "an object", v);
+  AxisFields out;
+  for (const auto& [name, value] : v.items())
+    out.push_back({name, AxisValue::from_json(value, cat(f.origin(), ": ", f.where(key), ".", name))});
+  return out;
+}
+
+// Schema 1 points have no bandwidth_trace, bandwidth_min_gbps, axes or conditions: read_report
+// fills what it can from the run's config.
+Point point_from(const Fields& f, int schema_version) {
   Point p;
   p.model = f.str("model");
   p.backend = f.str("backend");
@@ -227,6 +248,12 @@ Point point_from(const Fields& f) {
   else p.bandwidth_gbps = f.number("bandwidth_gbps");
   p.mode = f.str("mode");
   p.codec = f.str("codec");
+  if (schema_version >= 2) {
+    if (!f.need("bandwidth_trace").is_null()) p.bandwidth_trace = f.str("bandwidth_trace");
+    p.bandwidth_min_gbps = f.opt_number("bandwidth_min_gbps");
+    p.axes = fields_from(f, "axes");
+    p.conditions = fields_from(f, "conditions");
+  }
   p.warmup = f.int32("warmup");
   p.repeat = f.int32("repeat");
   p.ttft_ms = summary_from(f.object("ttft_ms"));
@@ -285,6 +312,28 @@ RequestTimeline timeline_from(const Fields& f, const std::string& path) {
   return t;
 }
 
+// A schema 1 config holds the raw flags. A bandwidth trace left the points' bandwidth null, as if
+// unlimited, and injected faults or compute delay were recorded nowhere else: both become what
+// schema 2 records, so such a point never matches a clean or unlimited one.
+void upgrade_schema_1(RunReport& r) {
+  if (!r.config.is_object()) return;
+  const auto text = [&](const char* key) -> std::string {
+    const auto it = r.config.find(key);
+    return it != r.config.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string trace = text("bandwidth_trace");
+  const std::string fault = text("inject_fault");
+  double delay_ms = 0;
+  if (const auto it = r.config.find("inject_compute_delay_ms"); it != r.config.end() && it->is_number())
+    delay_ms = it->get<double>();
+  for (Point& p : r.points) {
+    // Compute-only runs without a loading mode have source "none": nothing was throttled.
+    if (p.source != "none" && !trace.empty()) p.bandwidth_trace = cat("trace:", trace, "@unhashed");
+    if (delay_ms > 0) p.conditions.push_back({"inject_compute_delay_ms", AxisValue::real(delay_ms)});
+    if (!fault.empty()) p.conditions.push_back({"inject_fault", AxisValue::text(fault)});
+  }
+}
+
 }  // namespace
 
 json report_to_json(const RunReport& report) {
@@ -294,7 +343,8 @@ json report_to_json(const RunReport& report) {
   for (const auto& g : derive_groups(report)) derived.push_back(derived_to_json(g));
   json timelines = json::array();
   for (const auto& t : report.timelines) timelines.push_back(timeline_to_json(t));
-  return {{"schema_version", report.schema_version},
+  // The model in memory is the current one, whatever version the report was read from.
+  return {{"schema_version", kReportSchemaVersion},
           {"created_utc", report.created_utc},
           {"command_line", report.command_line},
           {"seed", report.seed},
@@ -312,9 +362,9 @@ RunReport report_from_json(const json& j, const std::string& origin) {
   const Fields top(j, origin, "");
   RunReport r;
   r.schema_version = top.int32("schema_version");
-  if (r.schema_version != kReportSchemaVersion)
-    throw UsageError(cat(origin, ": schema_version is ", r.schema_version, ", this cake-bench reads version ",
-                         kReportSchemaVersion, "; re-run, or use the cake-bench that wrote it"));
+  if (r.schema_version < 1 || r.schema_version > kReportSchemaVersion)
+    throw UsageError(cat(origin, ": schema_version is ", r.schema_version, ", this cake-bench reads versions 1 to ",
+                         kReportSchemaVersion, "; use the cake-bench that wrote it"));
   r.created_utc = top.str("created_utc");
   r.command_line = top.str("command_line");
   r.seed = top.unsigned64("seed");
@@ -323,7 +373,9 @@ RunReport report_from_json(const json& j, const std::string& origin) {
   if (!r.environment.is_object()) top.fail("environment", "an object", r.environment);
   r.config = top.need("config");
   const json& points = top.array("points");
-  for (size_t i = 0; i < points.size(); ++i) r.points.push_back(point_from(Fields(points[i], origin, cat("points[", i, "]"))));
+  for (size_t i = 0; i < points.size(); ++i)
+    r.points.push_back(point_from(Fields(points[i], origin, cat("points[", i, "]")), r.schema_version));
+  if (r.schema_version == 1) upgrade_schema_1(r);
   const json& timelines = top.array("timelines");
   for (size_t i = 0; i < timelines.size(); ++i) {
     const std::string path = cat("timelines[", i, "]");

@@ -143,12 +143,12 @@ class CpuBackend final : public ComputeBackend {
 
  private:
   void check_chunk(const char* what, size_t n, int64_t first_pos) const {
-    if (n == 0) throw UsageError(cat("CPU backend ", what, ": empty token list at position ", first_pos));
+    if (n == 0) throw InternalError(cat("CPU backend ", what, ": empty token list at position ", first_pos));
     if (static_cast<int64_t>(n) > options_.max_chunk_tokens)
-      throw UsageError(cat("CPU backend ", what, ": ", n, " tokens at position ", first_pos,
+      throw InternalError(cat("CPU backend ", what, ": ", n, " tokens at position ", first_pos,
                            " exceed max_chunk_tokens ", options_.max_chunk_tokens));
     if (first_pos < 0 || first_pos + static_cast<int64_t>(n) > view_.capacity_tokens)
-      throw UsageError(cat("CPU backend ", what, ": tokens [", first_pos, ", ", first_pos + static_cast<int64_t>(n),
+      throw InternalError(cat("CPU backend ", what, ": tokens [", first_pos, ", ", first_pos + static_cast<int64_t>(n),
                            ") do not fit the KV cache of ", view_.capacity_tokens, " tokens"));
   }
 

@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* values, i
 }  // namespace
 
 void argmax(const float* values, int count, int32_t* out_index, cudaStream_t stream) {
-  if (count <= 0) throw UsageError("argmax of an empty vector");
+  if (count <= 0) throw InternalError("argmax of an empty vector");
   argmax_kernel<<<1, kThreads, 0, stream>>>(values, count, out_index);
   CAKE_CUDA_LAUNCH(cat("argmax over ", count, " values"));
 }

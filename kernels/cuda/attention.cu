@@ -90,9 +90,9 @@ AttentionKernel::AttentionKernel(int device, int head_dim, AttentionTiling tilin
 void AttentionKernel::launch(const AttentionArgs& args, cudaStream_t stream) const {
   if (args.n <= 0) return;
   if (args.head_dim != head_dim_)
-    throw UsageError(cat("attention launched with head_dim ", args.head_dim, " on a kernel built for ", head_dim_));
+    throw InternalError(cat("attention launched with head_dim ", args.head_dim, " on a kernel built for ", head_dim_));
   if (args.kv_heads <= 0 || args.q_heads % args.kv_heads != 0)
-    throw UsageError(cat("attention: q_heads ", args.q_heads, " is not a multiple of kv_heads ", args.kv_heads));
+    throw InternalError(cat("attention: q_heads ", args.q_heads, " is not a multiple of kv_heads ", args.kv_heads));
   const Compiled& c = find(head_dim_, tiling_);
   const dim3 grid(static_cast<unsigned>(args.q_heads), static_cast<unsigned>((args.n + c.block_m - 1) / c.block_m));
   c.launch(args, grid, c.smem_bytes, stream);

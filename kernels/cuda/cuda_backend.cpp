@@ -166,8 +166,9 @@ CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options
   const size_t token_row = static_cast<size_t>(m.kv_heads) * m.head_dim;
   const size_t layer_kv_elems = capacity * token_row;
 
-  // Every tensor starts on a 256-byte boundary (cuBLAS and 16-byte vector access like that).
-  const size_t align = 128;
+  // Every weight tensor starts on a 256-byte boundary (cuBLAS and 16-byte vector access like
+  // that); offsets below count bf16 elements, so that is 128 of them.
+  const size_t align = 256 / sizeof(bf16);
   size_t weight_elems = 0;
   auto reserve = [&](size_t count) {
     const size_t at = weight_elems;
@@ -383,9 +384,9 @@ void CudaBackend::generate_weights() {
 void CudaBackend::check_chunk(std::span<const int32_t> tokens, int64_t first_pos, const char* what) const {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n < 1 || n > options_.max_chunk_tokens)
-    throw UsageError(cat(what, ": ", n, " tokens; the CUDA backend takes 1 to ", options_.max_chunk_tokens));
+    throw InternalError(cat(what, ": ", n, " tokens; the CUDA backend takes 1 to ", options_.max_chunk_tokens));
   if (first_pos < 0 || first_pos + n > options_.max_context_tokens)
-    throw UsageError(cat(what, ": positions [", first_pos, ", ", first_pos + n, ") exceed the KV cache capacity ",
+    throw InternalError(cat(what, ": positions [", first_pos, ", ", first_pos + n, ") exceed the KV cache capacity ",
                          options_.max_context_tokens));
   for (int64_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= model_.vocab)
@@ -504,7 +505,7 @@ std::unique_ptr<ComputeBackend> make_cuda_backend(const ModelConfig& model, cons
 
 cudaStream_t cuda_backend_stream(const ComputeBackend& backend) {
   const auto* cuda_backend = dynamic_cast<const CudaBackend*>(&backend);
-  if (cuda_backend == nullptr) throw UsageError(cat("backend '", backend.name(), "' has no CUDA stream"));
+  if (cuda_backend == nullptr) throw InternalError(cat("backend '", backend.name(), "' has no CUDA stream"));
   return cuda_backend->stream();
 }
 

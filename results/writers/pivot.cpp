@@ -10,17 +10,30 @@ namespace {
 
 std::string section_key(const Point& p) {
   return cat(p.model, '\x1f', p.backend, '\x1f', p.context_tokens, '\x1f', p.suffix_tokens, '\x1f', p.chunk_tokens,
-             '\x1f', p.source, '\x1f', p.codec);
+             '\x1f', p.source, '\x1f', p.codec, '\x1f', print_fields(p.axes), '\x1f', print_fields(p.conditions));
 }
 
 std::string section_title(const Point& p) {
   return cat(p.model, " | backend ", p.backend, " | context ", p.context_tokens, " tokens | suffix ", p.suffix_tokens,
-             " tokens | chunk ", p.chunk_tokens, " tokens | source ", p.source, " | codec ", p.codec);
+             " tokens | chunk ", p.chunk_tokens, " tokens | source ", p.source, " | codec ", p.codec,
+             p.axes.empty() ? "" : cat(" | ", print_fields(p.axes)),
+             p.conditions.empty() ? "" : cat(" | INJECTED: ", print_fields(p.conditions)));
 }
 
-bool bandwidth_less(const std::optional<double>& a, const std::optional<double>& b) {
-  if (!a || !b) return a.has_value() && !b.has_value();  // unlimited sorts last
-  return *a < *b;
+// A row of the table: a constant rate, unlimited, or one bandwidth trace.
+struct RowKey {
+  std::optional<double> bandwidth_gbps;
+  std::string bandwidth_trace;
+  bool operator==(const RowKey&) const = default;
+};
+
+RowKey row_key(const Point& p) { return {p.bandwidth_gbps, p.bandwidth_trace}; }
+
+bool row_less(const RowKey& a, const RowKey& b) {
+  if (a.bandwidth_trace.empty() != b.bandwidth_trace.empty()) return a.bandwidth_trace.empty();  // traces last
+  if (!a.bandwidth_trace.empty()) return a.bandwidth_trace < b.bandwidth_trace;
+  if (!a.bandwidth_gbps || !b.bandwidth_gbps) return a.bandwidth_gbps.has_value() && !b.bandwidth_gbps.has_value();
+  return *a.bandwidth_gbps < *b.bandwidth_gbps;  // unlimited after every rate
 }
 
 }  // namespace
@@ -54,20 +67,22 @@ std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector
   for (const auto& points : members) {
     PivotSection s;
     s.title = section_title(*points.front());
-    std::vector<std::optional<double>> bandwidths;
+    std::vector<RowKey> bandwidths;
     for (const Point* p : points) {
       if (std::find(s.modes.begin(), s.modes.end(), p->mode) == s.modes.end()) s.modes.push_back(p->mode);
-      if (std::find(bandwidths.begin(), bandwidths.end(), p->bandwidth_gbps) == bandwidths.end())
-        bandwidths.push_back(p->bandwidth_gbps);
+      if (std::find(bandwidths.begin(), bandwidths.end(), row_key(*p)) == bandwidths.end())
+        bandwidths.push_back(row_key(*p));
     }
     std::sort(s.modes.begin(), s.modes.end(), [](const std::string& a, const std::string& b) { return mode_less(a, b); });
-    std::sort(bandwidths.begin(), bandwidths.end(), bandwidth_less);
+    std::sort(bandwidths.begin(), bandwidths.end(), row_less);
     for (const auto& bw : bandwidths) {
       PivotRow row;
-      row.bandwidth_gbps = bw;
+      row.bandwidth_gbps = bw.bandwidth_gbps;
+      row.bandwidth_trace = bw.bandwidth_trace;
       row.cells.resize(s.modes.size());
       for (const Point* p : points) {
-        if (p->bandwidth_gbps != bw) continue;
+        if (row_key(*p) != bw) continue;
+        if (row.label.empty()) row.label = bandwidth_label(*p);
         const size_t col = static_cast<size_t>(std::find(s.modes.begin(), s.modes.end(), p->mode) - s.modes.begin());
         PivotCell& cell = row.cells[col];
         if (!p->ttft_ms_samples.empty()) cell.median_ms = p->ttft_ms.median;

@@ -19,6 +19,8 @@ struct PivotCell {
 
 struct PivotRow {
   std::optional<double> bandwidth_gbps;
+  std::string bandwidth_trace;             // a trace row: its label (bandwidth_gbps is its mean)
+  std::string label;                       // bandwidth_label(point): "8", "unlimited", "trace:... (mean, min)"
   std::vector<PivotCell> cells;            // one per PivotSection::modes
   const DerivedGroup* derived = nullptr;   // the group of this row
 };
@@ -26,7 +28,7 @@ struct PivotRow {
 struct PivotSection {
   std::string title;
   std::vector<std::string> modes;          // in mode_less order
-  std::vector<PivotRow> rows;              // bandwidth ascending, unlimited last
+  std::vector<PivotRow> rows;              // bandwidth ascending, unlimited then traces last
   bool show_vs_compute = false, show_vs_io = false, show_vs_oracle = false;
 };
 

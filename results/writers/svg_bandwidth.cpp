@@ -40,7 +40,8 @@ struct FigureData {
 
 std::string figure_key(const Point& p) {
   return cat(p.model, '\x1f', p.backend, '\x1f', p.context_tokens, '\x1f', p.suffix_tokens, '\x1f', p.chunk_tokens,
-             '\x1f', source_kind(p.source));
+             '\x1f', source_kind(p.source), '\x1f', p.bandwidth_trace, '\x1f', print_fields(p.axes), '\x1f',
+             print_fields(p.conditions));
 }
 
 struct Style {
@@ -159,13 +160,16 @@ std::string render_one(const FigureData& f, std::string& title_out) {
   const double width = 860, height = 480;
   const double plot_left = 84, plot_top = 66, plot_right = width - 200, plot_bottom = height - 66;
 
-  title_out = cat("TTFT vs load bandwidth: ", c.model, ", ", c.context_tokens, "-token context");
+  // A bandwidth trace gets its own figure: its points sit at the trace's mean rate.
+  title_out = cat("TTFT vs load bandwidth: ", c.model, ", ", c.context_tokens, "-token context",
+                  c.bandwidth_trace.empty() ? "" : cat(", ", bandwidth_label(c)),
+                  c.conditions.empty() ? "" : cat(", INJECTED ", print_fields(c.conditions)));
   Svg svg(width, height);
   svg.raw(cat("<title>", xml_escape(title_out), "</title>"));
   svg.text(plot_left, 24, title_out, 16, "start", "font-weight=\"bold\"");
   svg.text(plot_left, 44,
            cat("backend ", c.backend, ", suffix ", c.suffix_tokens, " tokens, chunk ", c.chunk_tokens,
-               " tokens, source ", source_kind(c.source)),
+               " tokens, source ", source_kind(c.source), c.axes.empty() ? "" : cat(", ", print_fields(c.axes))),
            12, "start", "fill=\"#444\"");
 
   // Scales.
@@ -311,7 +315,8 @@ std::vector<Figure> render_bandwidth_figures(const RunReport& report) {
     fig.svg = render_one(f, fig.title);
     const Point& c = *f.first;
     std::string stem = slugify(cat(c.model, "-", c.backend, "-ctx", c.context_tokens, "-sfx", c.suffix_tokens, "-chunk",
-                                   c.chunk_tokens, "-", source_kind(c.source)));
+                                   c.chunk_tokens, "-", source_kind(c.source),
+                                   c.bandwidth_trace.empty() ? "" : cat("-", c.bandwidth_trace)));
     const int n = ++used[stem];
     if (n > 1) stem += cat("-", n);
     fig.file_name = cat("ttft-vs-bandwidth-", stem, ".svg");

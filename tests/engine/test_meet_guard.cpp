@@ -1,97 +1,155 @@
-// The meet guard's arithmetic, table-driven: paces, what is in flight, the compute lane's progress.
-// (The engine tests exercise the same decisions through real threads and clocks.)
+// MeetGuard::judge and the claim order are arithmetic on what the lanes reported: tested here
+// directly, case by case, with no clock and no threads (the engine tests cover them only through
+// wall-clock runs, which depend on timing).
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/chunk_claims.hpp"
 #include "engine/meet_guard.hpp"
 
 using namespace cake;
-using State = MeetGuard::State;
 
 namespace {
 
 constexpr int64_t kMs = 1'000'000;
 
-// A state after `load_done` deliveries at `load_ms` each and a compute lane at `compute_ms` a chunk.
-State paced(int load_done, double load_ms, int compute_done, double compute_ms) {
-  State s;
-  s.load_done = load_done;
-  s.load_last_done_ns = static_cast<int64_t>(load_done * load_ms * kMs);
-  s.compute_done = compute_done;
-  s.compute_next = compute_done;
-  s.compute_chunk_ns = compute_done > 0 ? compute_ms * kMs : 0;
-  return s;
+// What a lane reported, in order. Times are ms after t0 (t0 itself is at 1000 ms, so the guard
+// must measure from t0 and not from 0).
+struct Report {
+  enum Kind { compute_started, compute_finished, load_claimed, load_finished } kind;
+  int chunk = 0;            // compute_*: the chunk
+  double ms = 0;            // compute_finished: its duration; load_finished: when, after t0
+};
+
+struct JudgeCase {
+  std::string name;
+  std::vector<Report> reports;
+  int chunk;                // the chunk the load lane asks about
+  MeetGuard::Verdict want;
+};
+
+constexpr int64_t kT0Ns = 1000 * kMs;
+
+MeetGuard::Verdict judge_after(const JudgeCase& c) {
+  MeetGuard guard;
+  guard.start(kT0Ns);
+  for (const Report& r : c.reports) {
+    switch (r.kind) {
+      case Report::compute_started: guard.compute_started(r.chunk, 1, kT0Ns); break;
+      case Report::compute_finished: guard.compute_finished(r.chunk, 1, static_cast<int64_t>(r.ms * kMs)); break;
+      case Report::load_claimed: guard.load_claimed(); break;
+      case Report::load_finished: guard.load_finished(kT0Ns + static_cast<int64_t>(r.ms * kMs)); break;
+    }
+  }
+  return guard.judge(c.chunk);
 }
+
+const char* name_of(MeetGuard::Verdict v) {
+  switch (v) {
+    case MeetGuard::Verdict::claim: return "claim";
+    case MeetGuard::Verdict::later: return "later";
+    case MeetGuard::Verdict::stop: return "stop";
+  }
+  return "?";
+}
+
+using R = Report;
+using V = MeetGuard::Verdict;
+
+// Paces: compute_eta = (chunk - compute_next + 1) * last compute duration;
+// load_eta = (in flight + 1) * (last load finish - t0) / loads finished. stop iff compute_eta < load_eta.
+const std::vector<JudgeCase> kJudgeCases = {
+    {"nothing reported yet: the first chunk is claimed blind", {}, 31, V::claim},
+    {"one blind chunk in flight, nothing delivered: wait", {{R::load_claimed}}, 30, V::later},
+    {"compute measured but load not: still one blind chunk only",
+     {{R::load_claimed}, {R::compute_started, 0}, {R::compute_finished, 0, 1}}, 30, V::later},
+    {"load delivered, compute not measured yet: claim",
+     {{R::load_claimed}, {R::load_finished, 0, 100}}, 30, V::claim},
+    // load 100 ms a chunk; compute 10 ms a chunk, on chunk 1 next.
+    {"compute reaches chunk 5 in 50 ms, load needs 100: stop",
+     {{R::load_claimed}, {R::load_finished, 0, 100}, {R::compute_started, 0}, {R::compute_finished, 0, 10}}, 5, V::stop},
+    {"compute needs 200 ms to reach chunk 20, load 100: claim",
+     {{R::load_claimed}, {R::load_finished, 0, 100}, {R::compute_started, 0}, {R::compute_finished, 0, 10}}, 20, V::claim},
+    {"a tie goes to the load lane (stop only when compute is strictly sooner)",
+     {{R::load_claimed}, {R::load_finished, 0, 100}, {R::compute_started, 0}, {R::compute_finished, 0, 10}}, 10, V::claim},
+    {"a chunk already in flight on the load lane delays the next one: stop",
+     {{R::load_claimed}, {R::load_finished, 0, 100}, {R::load_claimed},
+      {R::compute_started, 0}, {R::compute_finished, 0, 10}}, 15, V::stop},
+    {"the same chunk with nothing in flight: claim",
+     {{R::load_claimed}, {R::load_finished, 0, 100}, {R::compute_started, 0}, {R::compute_finished, 0, 10}}, 15, V::claim},
+    {"the load pace averages every delivered chunk since t0 (300 ms / 3)",
+     {{R::load_claimed}, {R::load_finished, 0, 250}, {R::load_claimed}, {R::load_finished, 0, 270},
+      {R::load_claimed}, {R::load_finished, 0, 300}, {R::compute_started, 0}, {R::compute_finished, 0, 10}}, 9, V::stop},
+    {"... so chunk 11 (110 ms of compute) is still the load lane's",
+     {{R::load_claimed}, {R::load_finished, 0, 250}, {R::load_claimed}, {R::load_finished, 0, 270},
+      {R::load_claimed}, {R::load_finished, 0, 300}, {R::compute_started, 0}, {R::compute_finished, 0, 10}}, 11, V::claim},
+    {"the compute pace is its last chunk, not the mean (10 ms then 40 ms)",
+     {{R::load_claimed}, {R::load_finished, 0, 100}, {R::compute_started, 0}, {R::compute_finished, 0, 10},
+      {R::compute_started, 1}, {R::compute_finished, 1, 40}}, 4, V::claim},
+    {"compute_started moves the compute lane's position: from chunk 3, chunk 5 is 30 ms away",
+     {{R::load_claimed}, {R::load_finished, 0, 100}, {R::compute_started, 0}, {R::compute_finished, 0, 10},
+      {R::compute_started, 3}}, 5, V::stop},
+    {"the chunk the compute lane is on counts as not yet done",
+     {{R::load_claimed}, {R::load_finished, 0, 100}, {R::compute_started, 0}, {R::compute_finished, 0, 60},
+      {R::compute_started, 1}}, 2, V::claim},
+};
 
 }  // namespace
 
-TEST(MeetGuard, JudgeCommitsOneBlindChunkThenComparesPaces) {
-  struct Case {
-    const char* what;
-    State state;
-    int in_flight;
-    int chunk;
-    MeetGuard::Verdict expected;
-  };
-  const Case cases[] = {
-      {"nothing measured, nothing held: claim blind", paced(0, 0, 0, 0), 0, 9, MeetGuard::Verdict::claim},
-      {"nothing delivered, one held: wait", paced(0, 0, 3, 1), 1, 8, MeetGuard::Verdict::later},
-      {"compute pace unknown: claim", paced(1, 10, 0, 0), 0, 8, MeetGuard::Verdict::claim},
-      // compute at chunk 3, 1 ms a chunk: chunk 8 in 6 ms; load 10 ms a chunk: 10 ms -> compute first
-      {"compute reaches it sooner: stop", paced(1, 10, 3, 1), 0, 8, MeetGuard::Verdict::stop},
-      // compute 5 ms a chunk: chunk 8 in 30 ms; load: 10 ms -> claim
-      {"load delivers sooner: claim", paced(1, 10, 3, 5), 0, 8, MeetGuard::Verdict::claim},
-      // load 10 ms, two in flight: 30 ms; compute 5 ms a chunk to chunk 6: 20 ms -> stop
-      {"what is in flight counts", paced(1, 10, 3, 5), 2, 6, MeetGuard::Verdict::stop},
-  };
-  for (const Case& c : cases) {
-    State s = c.state;
-    s.load_in_flight = c.in_flight;
-    EXPECT_EQ(MeetGuard::judge(s, c.chunk), c.expected) << c.what;
-  }
+TEST(MeetGuard, JudgeTable) {
+  for (const JudgeCase& c : kJudgeCases)
+    EXPECT_EQ(name_of(judge_after(c)), std::string(name_of(c.want))) << c.name;
 }
 
-TEST(MeetGuard, TakeOverWhenTheLoadLaneAloneFinishesFirst) {
-  struct Case {
-    const char* what;
-    double load_ms;
-    int unclaimed;
-    int run_count;
-    int layers_done;      // of 10
-    double elapsed_ms;    // since the run started, at the last report and now
-    double last_run_ms;   // per chunk, of the last finished run (0: none)
-    MeetGuard::Takeover expected;
-  };
-  const Case cases[] = {
-      {"no run in progress", 1, 0, 0, 0, 0, 0, MeetGuard::Takeover::leave},
-      {"no layer reported, no pace: unknown", 1, 3, 1, 0, 1, 0, MeetGuard::Takeover::unknown},
-      // 2 layers in 20 ms: 80 ms left; load 1 ms a chunk x (3 + 1) = 4 ms
-      {"fast loads, slow run: take", 1, 3, 1, 2, 20, 0, MeetGuard::Takeover::take},
-      // 8 layers in 80 ms: 20 ms left; load 5 ms x (3 + 2) = 25 ms
-      {"run nearly done: leave", 5, 3, 2, 8, 80, 0, MeetGuard::Takeover::leave},
-      // no layer reported; last run 30 ms a chunk, 2 chunks, 10 ms in: 50 ms left; load 1 x 3
-      {"pace of the last run: take", 1, 1, 2, 0, 10, 30, MeetGuard::Takeover::take},
-  };
-  for (const Case& c : cases) {
-    State s = paced(4, c.load_ms, c.last_run_ms > 0 ? 4 : 0, c.last_run_ms);
-    s.compute_run_count = c.run_count;
-    s.compute_run_start_ns = 100 * kMs;
-    s.compute_layers = c.layers_done > 0 ? 10 : 0;
-    s.compute_layers_done = c.layers_done;
-    s.compute_progress_ns = s.compute_run_start_ns + static_cast<int64_t>(c.elapsed_ms * kMs);
-    const int64_t now = s.compute_progress_ns;
-    EXPECT_EQ(MeetGuard::judge_takeover(s, now, c.unclaimed), c.expected) << c.what;
-  }
-}
+// ---- claim order ---------------------------------------------------------------------------
 
-TEST(MeetGuard, RunsShrinkTowardTheMeet) {
-  // Paces unknown: half the unclaimed chunks are the compute lane's share; runs are half of that.
-  EXPECT_EQ(MeetGuard::run_length(State{}, 32, 4), 4);
-  EXPECT_EQ(MeetGuard::run_length(State{}, 8, 4), 2);
-  EXPECT_EQ(MeetGuard::run_length(State{}, 3, 4), 1);
-  EXPECT_EQ(MeetGuard::run_length(State{}, 32, 1), 1);
-  // Compute 3x as fast as loading: its share of 16 is 12, runs of 6, capped at 4.
-  EXPECT_EQ(MeetGuard::run_length(paced(2, 30, 2, 10), 16, 8), 6);
-  EXPECT_EQ(MeetGuard::run_length(paced(2, 30, 2, 10), 16, 4), 4);
-  // Loading 3x as fast: share 4 of 16, runs of 2.
-  EXPECT_EQ(MeetGuard::run_length(paced(2, 10, 2, 30), 16, 8), 2);
+namespace {
+
+struct ClaimCase {
+  std::string name;
+  int chunks, compute_limit, load_floor;
+  ChunkClaims::LoadOrder order;
+  std::string script;                   // one letter per claim: C compute, L load
+  std::vector<std::optional<int>> want; // chunk per claim; nullopt = nothing left for that lane
+};
+
+using O = ChunkClaims::LoadOrder;
+constexpr std::nullopt_t kNone = std::nullopt;
+
+const std::vector<ClaimCase> kClaimCases = {
+    {"cake: compute from the front, load from the back, until they meet", 6, 6, 0, O::back_to_front, "CLLCCLC",
+     {0, 5, 4, 1, 2, 3, kNone}},
+    {"cake: the load lane may take everything when compute never claims", 3, 3, 0, O::back_to_front, "LLLL",
+     {2, 1, 0, kNone}},
+    {"split: compute stops at its limit, load stops at its floor", 6, 2, 2, O::back_to_front, "CCCLLLLL",
+     {0, 1, kNone, 5, 4, 3, 2, kNone}},
+    {"split at 0: all loaded", 3, 0, 0, O::back_to_front, "CLLL", {kNone, 2, 1, 0}},
+    {"split at n: all computed", 3, 3, 3, O::back_to_front, "LCCC", {kNone, 0, 1, 2}},
+    {"io: the load lane goes front to back", 4, 0, 0, O::front_to_back, "LLCLL", {0, 1, kNone, 2, 3}},
+    {"compute-only: nothing for the load lane", 3, 3, 3, O::front_to_back, "LCCCC", {kNone, 0, 1, 2, kNone}},
+    {"no chunks (empty prefix)", 0, 0, 0, O::back_to_front, "CL", {kNone, kNone}},
+};
+
+}  // namespace
+
+TEST(ChunkClaims, OrderTable) {
+  for (const ClaimCase& c : kClaimCases) {
+    ASSERT_EQ(c.script.size(), c.want.size()) << c.name;
+    ChunkClaims claims(c.chunks, c.compute_limit, c.load_floor, c.order);
+    for (size_t i = 0; i < c.script.size(); ++i) {
+      const bool compute = c.script[i] == 'C';
+      if (!compute) {
+        const std::optional<int> peek = claims.peek_for_load();
+        EXPECT_EQ(peek, c.want[i]) << c.name << ": peek before claim " << i;
+      }
+      const std::optional<int> got = compute ? claims.claim_for_compute() : claims.claim_for_load();
+      EXPECT_EQ(got, c.want[i]) << c.name << ": claim " << i << " (" << c.script[i] << ")";
+      if (got) {
+        EXPECT_EQ(claims.owner(*got), compute ? Lane::compute : Lane::load) << c.name;
+      }
+    }
+  }
 }

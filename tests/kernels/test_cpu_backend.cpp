@@ -276,13 +276,15 @@ TEST(CpuBackend, RejectsBadOptionsAndChunks) {
   negative_threads.cpu_threads = -2;
   EXPECT_THROW(make_cpu_backend(m, negative_threads), UsageError);
 
+  // A chunk outside what the backend was sized for is the caller's bug (InternalError); a token
+  // outside the vocabulary is bad input (UsageError).
   auto backend = make_cpu_backend(m, options(100, 10));
   const std::vector<int32_t> eleven(11, 1), five(5, 1), empty;
-  EXPECT_THROW(backend->prefill_chunk(eleven, 0), UsageError);       // longer than max_chunk_tokens
-  EXPECT_THROW(backend->prefill_chunk(five, 96), UsageError);        // past the capacity
-  EXPECT_THROW(backend->prefill_chunk(five, -1), UsageError);
-  EXPECT_THROW(backend->prefill_chunk(empty, 0), UsageError);
-  EXPECT_THROW(backend->first_token(empty, 0), UsageError);
+  EXPECT_THROW(backend->prefill_chunk(eleven, 0), InternalError);       // longer than max_chunk_tokens
+  EXPECT_THROW(backend->prefill_chunk(five, 96), InternalError);        // past the capacity
+  EXPECT_THROW(backend->prefill_chunk(five, -1), InternalError);
+  EXPECT_THROW(backend->prefill_chunk(empty, 0), InternalError);
+  EXPECT_THROW(backend->first_token(empty, 0), InternalError);
   const std::vector<int32_t> bad_token = {1, m.vocab};
   EXPECT_THROW(backend->prefill_chunk(bad_token, 0), UsageError);
 }

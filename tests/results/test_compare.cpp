@@ -218,15 +218,20 @@ TEST(Compare, DifferentGpuIsUnusableUnlessAllowed) {
   EXPECT_EQ(gpu_names(json::object()), std::vector<std::string>{});
 }
 
-TEST(Compare, SchemaMismatchAndDuplicatesAreUnusable) {
+TEST(Compare, OlderSchemaComparesWithANoteUnknownOnesAreUnusable) {
   const RunReport base = testing::make_sample_report();
-  RunReport other = base;
-  other.schema_version = 2;
-  EXPECT_THROW(compare_reports(base, other, {}), UsageError);
-  // Through files, as the CLI reads them: the reader refuses the version and names the file.
+  RunReport old = base;
+  old.schema_version = 1;  // read from a schema 1 file: the same model in memory
+  const CompareResult c = compare_reports(old, base, {});
+  EXPECT_TRUE(c.only_in_base.empty());
+  EXPECT_TRUE(c.only_in_new.empty());
+  EXPECT_FALSE(c.failed());
+  ASSERT_EQ(c.notes.size(), 1u);
+  EXPECT_NE(c.notes[0].find("schema_version differs"), std::string::npos) << c.notes[0];
+  // Through files, as the CLI reads them: the reader refuses an unknown version and names the file.
   const auto path = (std::filesystem::temp_directory_path() / ("cake_cmp_" + std::to_string(::getpid()) + ".json")).string();
   json j = report_to_json(base);
-  j["schema_version"] = 2;
+  j["schema_version"] = kReportSchemaVersion + 1;
   write_text_file(path, j.dump());
   try {
     read_report(path);
@@ -238,6 +243,109 @@ TEST(Compare, SchemaMismatchAndDuplicatesAreUnusable) {
   RunReport dup = base;
   dup.points.push_back(dup.points.front());
   EXPECT_THROW(compare_reports(base, dup, {}), UsageError);
+}
+
+// Identity is typed values compared by value: two bandwidths that print alike ("%.6g") are two
+// points, and the same value is the same point however it would print.
+TEST(Compare, IdentityIsTypedValuesNotPrintedText) {
+  testing::SampleOptions o;
+  o.bandwidths_gbps = {0.3};
+  o.modes = {"cake"};
+  o.with_timeline = false;
+  RunReport r = testing::make_sample_report(o);
+  ASSERT_EQ(r.points.size(), 1u);
+  Point near = r.points[0];
+  near.bandwidth_gbps = 0.1 + 0.2;  // 0.30000000000000004: prints as "0.3"
+  ASSERT_EQ(point_key(near), point_key(r.points[0]));
+  EXPECT_NE(point_identity(near), point_identity(r.points[0]));
+  r.points.push_back(near);  // not a duplicate: a different value
+  const CompareResult c = compare_reports(r, r, {});
+  EXPECT_TRUE(c.only_in_base.empty());
+  EXPECT_EQ(rows_with(c, "ttft_ms").size(), 2u);
+  // Typed: the integer 8 and the real 8 are different values; text never equals a number.
+  EXPECT_NE(AxisValue::integer(8), AxisValue::real(8));
+  EXPECT_NE(AxisValue::text("8"), AxisValue::real(8));
+  EXPECT_EQ(AxisValue::from_json(json::parse("8.0"), "x"), AxisValue::real(8));
+  EXPECT_EQ(AxisValue::from_json(json::parse("8"), "x"), AxisValue::integer(8));
+  EXPECT_TRUE(AxisValue::from_json(json(nullptr), "x").is_none());
+  EXPECT_THROW(AxisValue::from_json(json::array(), "x"), UsageError);
+}
+
+// A bandwidth trace is its own value: never matched with unlimited (what schema 1 recorded it
+// as), a constant rate equal to its mean, or another trace.
+TEST(Compare, BandwidthTracesNeverMatchOtherBandwidths) {
+  testing::SampleOptions o;
+  o.bandwidths_gbps = {0.05};
+  o.with_timeline = false;
+  const RunReport at_mean = testing::make_sample_report(o);  // a constant rate equal to the trace's mean
+  o.bandwidths_gbps = {std::nullopt};
+  const RunReport unlimited = testing::make_sample_report(o);
+  RunReport traced = at_mean;
+  for (Point& p : traced.points) {
+    p.bandwidth_trace = "trace:bt.csv@0123abcd";
+    p.bandwidth_min_gbps = 0;
+  }
+  for (const RunReport* other : {&at_mean, &unlimited}) {
+    const CompareResult c = compare_reports(*other, traced, {});
+    EXPECT_EQ(c.only_in_base.size(), other->points.size());
+    EXPECT_EQ(c.only_in_new.size(), traced.points.size());
+    EXPECT_TRUE(c.rows.empty());
+  }
+  RunReport other_trace = traced;
+  for (Point& p : other_trace.points) p.bandwidth_trace = "trace:bt.csv@fedc9876";  // same name, other content
+  EXPECT_TRUE(compare_reports(traced, other_trace, {}).rows.empty());
+  // The same trace matches itself.
+  EXPECT_TRUE(compare_reports(traced, traced, {}).only_in_base.empty());
+  EXPECT_NE(point_key(traced.points[0]).find("bw=trace:bt.csv@0123abcd"), std::string::npos);
+  EXPECT_EQ(bandwidth_label(traced.points[0]), "trace:bt.csv@0123abcd (mean 0.05, min 0)");
+}
+
+// Injected faults or compute delay: not matched with a clean run unless asked, and then every
+// matched row says so.
+TEST(Compare, CleanAndInjectedRunsMatchOnlyWhenToldAndThenWithANote) {
+  const RunReport clean = testing::make_sample_report();
+  RunReport injected = clean;
+  for (Point& p : injected.points) p.conditions = {{"inject_compute_delay_ms", AxisValue::real(200)}};
+  testing::scale_mode(injected, "compute", 1.5);
+  testing::scale_mode(injected, "cake", 1.3);
+
+  const CompareResult strict = compare_reports(clean, injected, {});
+  EXPECT_TRUE(strict.rows.empty());
+  EXPECT_EQ(strict.only_in_base.size(), clean.points.size());
+  EXPECT_FALSE(strict.failed());
+  ASSERT_EQ(strict.notes.size(), 1u);
+  EXPECT_NE(strict.notes[0].find("conditions differ"), std::string::npos) << strict.notes[0];
+  EXPECT_NE(strict.notes[0].find("inject_compute_delay_ms=200"), std::string::npos) << strict.notes[0];
+  EXPECT_NE(render_compare_table(strict).find("--ignore-conditions"), std::string::npos);
+
+  ComparePolicy ignore;
+  ignore.ignore_conditions = true;
+  const CompareResult loose = compare_reports(clean, injected, ignore);
+  EXPECT_TRUE(loose.only_in_base.empty());
+  ASSERT_FALSE(loose.rows.empty());
+  for (const MetricComparison& m : loose.rows)
+    EXPECT_NE(m.note.find("conditions differ: base clean, new inject_compute_delay_ms=200"), std::string::npos)
+        << m.metric << " " << m.key << ": " << m.note;
+  EXPECT_TRUE(loose.failed());  // the injected slowdown is a regression once compared
+  // Same conditions on both sides: matched without a note.
+  for (const MetricComparison& m : compare_reports(injected, injected, {}).rows) EXPECT_EQ(m.note, "") << m.key;
+  EXPECT_TRUE(parse_policy(json::parse(R"({"ignore_conditions": true})"), "p.json").ignore_conditions);
+}
+
+// results/baselines/cpu-tiny (schema 1 when written) compares with itself read back: what
+// scripts/ci_regression.sh does against a fresh schema 2 run.
+TEST(Compare, RecordedSchemaOneBaselineCompares) {
+  const std::string path = std::string(CAKE_SOURCE_DIR) + "/results/baselines/cpu-tiny/results.json";
+  const RunReport base = read_report(path);
+  RunReport now = report_from_json(report_to_json(base), "rewritten.json");  // as schema 2
+  EXPECT_EQ(now.schema_version, kReportSchemaVersion);
+  ComparePolicy p;
+  p.ratios_only = true;
+  const CompareResult c = compare_reports(base, now, p);
+  EXPECT_TRUE(c.only_in_base.empty());
+  EXPECT_TRUE(c.only_in_new.empty());
+  EXPECT_FALSE(c.rows.empty());
+  EXPECT_FALSE(c.failed());
 }
 
 TEST(Compare, PolicyFileParsing) {

@@ -95,6 +95,26 @@ TEST(Svg, BandwidthFigurePerGroupWithEverySeries) {
   EXPECT_NE(figures[0].file_name, figures[1].file_name);
 }
 
+TEST(Svg, ABandwidthTraceGetsItsOwnFigure) {
+  testing::SampleOptions o;
+  o.bandwidths_gbps = {4, 16};
+  RunReport r = testing::make_sample_report(o);
+  const size_t n = r.points.size();
+  for (size_t i = 0; i < n; ++i) {
+    Point p = r.points[i];
+    if (p.bandwidth_gbps != 4.0) continue;
+    p.bandwidth_trace = "trace:bt.csv@0123abcd";
+    p.bandwidth_min_gbps = 0;
+    r.points.push_back(p);
+  }
+  const auto figures = render_bandwidth_figures(r);
+  ASSERT_EQ(figures.size(), 2u);
+  EXPECT_EQ(figures[0].svg.find("trace:"), std::string::npos);
+  EXPECT_NE(figures[1].svg.find("trace:bt.csv@0123abcd (mean 4, min 0)"), std::string::npos);
+  EXPECT_NE(figures[1].file_name, figures[0].file_name);
+  EXPECT_TRUE(well_formed_xml(figures[1].svg));
+}
+
 TEST(Svg, NoUnlimitedLabelWithoutUnlimitedPoints) {
   testing::SampleOptions o;
   o.bandwidths_gbps = {4, 16};

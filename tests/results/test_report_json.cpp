@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/error.hpp"
+#include "common/text_file.hpp"
 #include "results/format.hpp"
 #include "results/report_json.hpp"
 #include "tests/results/sample_report.hpp"
@@ -49,13 +50,14 @@ TEST(ReportJson, RoundTripIsLossless) {
 TEST(ReportJson, CarriesTheRequiredFields) {
   const RunReport r = testing::make_sample_report();
   const json j = report_to_json(r);
-  EXPECT_EQ(j.at("schema_version"), 1);
+  EXPECT_EQ(j.at("schema_version"), kReportSchemaVersion);
+  EXPECT_EQ(kReportSchemaVersion, 2);
   for (const char* key : {"environment", "command_line", "seed", "config", "created_utc", "timelines", "derived", "points"})
     EXPECT_TRUE(j.contains(key)) << key;
   ASSERT_EQ(j.at("points").size(), r.points.size());
   for (const json& p : j.at("points")) {
-    for (const char* key : {"model", "context_tokens", "suffix_tokens", "chunk_tokens", "source", "bandwidth_gbps", "mode",
-                            "ttft_ms", "ttft_ms_samples", "chunks_computed", "chunks_loaded", "chunks_recovered",
+    for (const char* key : {"model", "context_tokens", "suffix_tokens", "chunk_tokens", "source", "bandwidth_gbps",
+                            "bandwidth_trace", "bandwidth_min_gbps", "axes", "conditions", "mode", "ttft_ms", "ttft_ms_samples", "chunks_computed", "chunks_loaded", "chunks_recovered",
                             "bytes_loaded", "first_token", "verified"})
       EXPECT_TRUE(p.contains(key)) << key;
     for (const char* key : {"median", "p10", "p90", "min", "max"}) EXPECT_TRUE(p.at("ttft_ms").at(key).is_number()) << key;
@@ -72,12 +74,98 @@ TEST(ReportJson, CarriesTheRequiredFields) {
                    *groups[0].cake_vs_compute_reduction_pct);
 }
 
-TEST(ReportJson, SchemaVersionMismatchNamesFileAndField) {
-  json j = report_to_json(testing::make_sample_report());
-  j["schema_version"] = 2;
-  const std::string msg = usage_error_of([&] { report_from_json(j, "old.json"); });
-  EXPECT_NE(msg.find("old.json"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("schema_version"), std::string::npos) << msg;
+TEST(ReportJson, UnknownSchemaVersionNamesFileAndField) {
+  for (int version : {0, kReportSchemaVersion + 1}) {
+    json j = report_to_json(testing::make_sample_report());
+    j["schema_version"] = version;
+    const std::string msg = usage_error_of([&] { report_from_json(j, "other.json"); });
+    EXPECT_NE(msg.find("other.json"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("schema_version"), std::string::npos) << msg;
+  }
+}
+
+// What a schema 1 writer produced from `r`: no trace, axes or conditions fields; raw flags in config.
+json as_schema_1(const RunReport& r, const json& config) {
+  json j = report_to_json(r);
+  j["schema_version"] = 1;
+  j["config"] = config;
+  for (json& p : j["points"])
+    for (const char* key : {"bandwidth_trace", "bandwidth_min_gbps", "axes", "conditions"}) p.erase(key);
+  return j;
+}
+
+TEST(ReportJson, ReadsSchemaOne) {
+  const RunReport r = testing::make_sample_report();
+  const RunReport back = report_from_json(as_schema_1(r, json::object()), "v1.json");
+  EXPECT_EQ(back.schema_version, 1);
+  ASSERT_EQ(back.points.size(), r.points.size());
+  EXPECT_EQ(back.points, r.points);  // the sample has no trace, axes or conditions
+  EXPECT_EQ(report_to_json(back).at("schema_version"), kReportSchemaVersion);  // written as the current version
+  // A schema 1 field missing is still an error naming it.
+  json broken = as_schema_1(r, json::object());
+  broken["points"][0].erase("codec");
+  EXPECT_NE(usage_error_of([&] { report_from_json(broken, "v1.json"); }).find("points[0].codec"), std::string::npos);
+}
+
+// Schema 1 recorded a bandwidth trace and injected faults only in the config: reading it, the
+// points say so, so they never match an unlimited or clean point.
+TEST(ReportJson, SchemaOneTraceAndInjectionsComeFromTheConfig) {
+  testing::SampleOptions o;
+  o.bandwidths_gbps = {std::nullopt};
+  const RunReport r = testing::make_sample_report(o);
+  const json config = {{"bandwidth_trace", "bt.csv"}, {"inject_compute_delay_ms", 200.0}, {"inject_fault", "3,7"}};
+  const RunReport back = report_from_json(as_schema_1(r, config), "v1.json");
+  for (const Point& p : back.points) {
+    EXPECT_EQ(p.bandwidth_trace, "trace:bt.csv@unhashed") << p.mode;
+    EXPECT_EQ(p.conditions, (AxisFields{{"inject_compute_delay_ms", AxisValue::real(200)},
+                                        {"inject_fault", AxisValue::text("3,7")}}));
+  }
+  const RunReport clean = report_from_json(as_schema_1(r, json{{"bandwidth_trace", ""}, {"inject_fault", ""},
+                                                              {"inject_compute_delay_ms", 0.0}}),
+                                           "v1.json");
+  for (const Point& p : clean.points) {
+    EXPECT_TRUE(p.bandwidth_trace.empty());
+    EXPECT_TRUE(p.conditions.empty());
+  }
+}
+
+// The reports in results/baselines were written with schema 1 and must keep loading.
+TEST(ReportJson, RecordedSchemaOneBaselinesLoad) {
+  for (const char* dir : {"cpu-tiny", "h100-llama-3-8b"}) {
+    const std::string path = std::string(CAKE_SOURCE_DIR) + "/results/baselines/" + dir + "/results.json";
+    if (!std::filesystem::exists(path)) {
+      ADD_FAILURE() << path << " is missing";
+      continue;
+    }
+    const json j = json::parse(read_text_file(path));
+    if (j.at("schema_version") != 1) continue;  // re-recorded since: nothing to prove here
+    const RunReport r = read_report(path);
+    EXPECT_EQ(r.schema_version, 1) << path;
+    EXPECT_FALSE(r.points.empty()) << path;
+    for (const Point& p : r.points) {
+      EXPECT_TRUE(p.axes.empty()) << path;
+      EXPECT_EQ(point_identity(p).back(), (AxisField{"mode", AxisValue::text(p.mode)})) << path;
+    }
+    // Its keys are what schema 1 wrote: the printed identity did not change for such points.
+    for (size_t i = 0; i < r.points.size(); ++i) EXPECT_EQ(point_key(r.points[i]), j["points"][i]["key"]) << path;
+  }
+}
+
+TEST(ReportJson, TraceAxesAndConditionsRoundTrip) {
+  RunReport r = testing::make_sample_report();
+  r.points[0].bandwidth_trace = "trace:bt.csv@0123abcd";
+  r.points[0].bandwidth_gbps = 0.05;
+  r.points[0].bandwidth_min_gbps = 0.0;
+  r.points[1].axes = {{"attention", AxisValue::text("tiled-64x64")}};
+  r.points[2].conditions = {{"inject_compute_delay_ms", AxisValue::real(200)}, {"inject_fault", AxisValue::text("3")}};
+  const std::string text = render_json(r);
+  const RunReport back = report_from_json(json::parse(text), "mem.json");
+  EXPECT_EQ(back, r);
+  const json j = json::parse(text);
+  EXPECT_EQ(j["points"][0]["bandwidth_trace"], "trace:bt.csv@0123abcd");
+  EXPECT_TRUE(j["points"][1]["bandwidth_trace"].is_null());
+  EXPECT_EQ(j["points"][1]["axes"]["attention"], "tiled-64x64");
+  EXPECT_TRUE(j["points"][2]["conditions"]["inject_compute_delay_ms"].is_number_float());
 }
 
 TEST(ReportJson, BadFieldsNameFileAndPath) {

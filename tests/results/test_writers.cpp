@@ -94,6 +94,41 @@ TEST(Table, ShowsModesBandwidthsReductionsAndUnits) {
   EXPECT_NE(t.find('*'), std::string::npos) << "the noisy io point at 1 Gbps is marked";
 }
 
+// A bandwidth trace is its own row (after the constant rates and unlimited), labelled with its
+// file, hash, mean and minimum; CSV carries the label, the mean as bandwidth_gbps and the minimum.
+// Injected conditions are in the section title, so an injected run never reads as a clean one.
+TEST(Table, TraceRowsAndInjectedConditionsAreLabelled) {
+  testing::SampleOptions o;
+  o.bandwidths_gbps = {0.05, std::nullopt};
+  o.with_timeline = false;
+  RunReport r = testing::make_sample_report(o);
+  const size_t constant_points = r.points.size();
+  for (size_t i = 0; i < constant_points; ++i) {
+    if (!r.points[i].bandwidth_gbps) continue;
+    Point p = r.points[i];
+    p.bandwidth_trace = "trace:bt.csv@0123abcd";
+    p.bandwidth_min_gbps = 0;
+    r.points.push_back(p);
+  }
+  const std::string t = render_table(r);
+  const size_t trace_row = t.find("trace:bt.csv@0123abcd (mean 0.05, min 0)");
+  ASSERT_NE(trace_row, std::string::npos) << t;
+  EXPECT_LT(t.find("unlimited"), trace_row) << "traces sort after unlimited";
+  EXPECT_NE(render_markdown(r).find("| trace:bt.csv@0123abcd (mean 0.05, min 0) |"), std::string::npos);
+
+  const auto rows = parse_csv(render_csv(r));
+  const auto& h = rows[0];
+  const auto& last = rows.back();
+  EXPECT_EQ(last[column(h, "bandwidth_trace")], "trace:bt.csv@0123abcd");
+  EXPECT_EQ(last[column(h, "bandwidth_gbps")], "0.05");
+  EXPECT_EQ(last[column(h, "bandwidth_min_gbps")], "0");
+  EXPECT_EQ(rows[1][column(h, "bandwidth_trace")], "");
+
+  for (Point& p : r.points) p.conditions = {{"inject_fault", AxisValue::text("3,7")}};
+  EXPECT_NE(render_table(r).find("INJECTED: inject_fault=3,7"), std::string::npos);
+  EXPECT_EQ(parse_csv(render_csv(r))[1][column(h, "conditions")], "inject_fault=3,7");
+}
+
 TEST(Markdown, OneTablePerSection) {
   testing::SampleOptions o;
   o.contexts = {8192, 32768};

@@ -22,9 +22,9 @@ TEST(FifoSchedule, HandMadeArrivalsAndServiceTimes) {
   EXPECT_DOUBLE_EQ(s[2].ttft_ms(), 8);
   EXPECT_DOUBLE_EQ(s[3].start_ms, 30);
   EXPECT_DOUBLE_EQ(s[3].ttft_ms(), 2);
-  EXPECT_THROW(fifo_schedule(std::vector<double>{0, 1}, std::vector<double>{1}), Error);
-  EXPECT_THROW(fifo_schedule(std::vector<double>{5, 1}, std::vector<double>{1, 1}), Error);
-  EXPECT_THROW(fifo_schedule(std::vector<double>{0}, std::vector<double>{-1}), Error);
+  EXPECT_THROW(fifo_schedule(std::vector<double>{0, 1}, std::vector<double>{1}), InternalError);
+  EXPECT_THROW(fifo_schedule(std::vector<double>{5, 1}, std::vector<double>{1, 1}), InternalError);
+  EXPECT_THROW(fifo_schedule(std::vector<double>{0}, std::vector<double>{-1}), InternalError);
 }
 
 TEST(Percentile, LinearInterpolation) {

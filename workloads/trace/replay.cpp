@@ -10,14 +10,14 @@ namespace cake {
 
 std::vector<ScheduledRequest> fifo_schedule(std::span<const double> arrival_ms, std::span<const double> service_ms) {
   if (arrival_ms.size() != service_ms.size())
-    throw Error(cat("FIFO schedule: ", arrival_ms.size(), " arrivals but ", service_ms.size(), " service times"));
+    throw InternalError(cat("FIFO schedule: ", arrival_ms.size(), " arrivals but ", service_ms.size(), " service times"));
   std::vector<ScheduledRequest> schedule(arrival_ms.size());
   double free_at_ms = -INFINITY;
   for (size_t i = 0; i < arrival_ms.size(); ++i) {
     if (!std::isfinite(arrival_ms[i]) || (i > 0 && arrival_ms[i] < arrival_ms[i - 1]))
-      throw Error(cat("FIFO schedule: arrival ", i, " (", arrival_ms[i], " ms) is not finite or comes before the previous one"));
+      throw InternalError(cat("FIFO schedule: arrival ", i, " (", arrival_ms[i], " ms) is not finite or comes before the previous one"));
     if (!std::isfinite(service_ms[i]) || service_ms[i] < 0)
-      throw Error(cat("FIFO schedule: service time of request ", i, " is ", service_ms[i], " ms"));
+      throw InternalError(cat("FIFO schedule: service time of request ", i, " is ", service_ms[i], " ms"));
     ScheduledRequest& r = schedule[i];
     r.arrival_ms = arrival_ms[i];
     r.service_ms = service_ms[i];
@@ -29,7 +29,7 @@ std::vector<ScheduledRequest> fifo_schedule(std::span<const double> arrival_ms, 
 }
 
 TraceReplay::TraceReplay(ServeFn serve_ms) : serve_ms_(std::move(serve_ms)) {
-  if (!serve_ms_) throw Error("trace replay: no serve callback");
+  if (!serve_ms_) throw InternalError("trace replay: no serve callback");
 }
 
 ReplayReport TraceReplay::run(const Trace& trace) const {

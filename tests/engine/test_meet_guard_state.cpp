@@ -1,0 +1,97 @@
+// The meet guard's arithmetic, table-driven: paces, what is in flight, the compute lane's progress.
+// (The engine tests exercise the same decisions through real threads and clocks.)
+#include <gtest/gtest.h>
+
+#include "engine/meet_guard.hpp"
+
+using namespace cake;
+using State = MeetGuard::State;
+
+namespace {
+
+constexpr int64_t kMs = 1'000'000;
+
+// A state after `load_done` deliveries at `load_ms` each and a compute lane at `compute_ms` a chunk.
+State paced(int load_done, double load_ms, int compute_done, double compute_ms) {
+  State s;
+  s.load_done = load_done;
+  s.load_last_done_ns = static_cast<int64_t>(load_done * load_ms * kMs);
+  s.compute_done = compute_done;
+  s.compute_next = compute_done;
+  s.compute_chunk_ns = compute_done > 0 ? compute_ms * kMs : 0;
+  return s;
+}
+
+}  // namespace
+
+TEST(MeetGuard, JudgeCommitsOneBlindChunkThenComparesPaces) {
+  struct Case {
+    const char* what;
+    State state;
+    int in_flight;
+    int chunk;
+    MeetGuard::Verdict expected;
+  };
+  const Case cases[] = {
+      {"nothing measured, nothing held: claim blind", paced(0, 0, 0, 0), 0, 9, MeetGuard::Verdict::claim},
+      {"nothing delivered, one held: wait", paced(0, 0, 3, 1), 1, 8, MeetGuard::Verdict::later},
+      {"compute pace unknown: claim", paced(1, 10, 0, 0), 0, 8, MeetGuard::Verdict::claim},
+      // compute at chunk 3, 1 ms a chunk: chunk 8 in 6 ms; load 10 ms a chunk: 10 ms -> compute first
+      {"compute reaches it sooner: stop", paced(1, 10, 3, 1), 0, 8, MeetGuard::Verdict::stop},
+      // compute 5 ms a chunk: chunk 8 in 30 ms; load: 10 ms -> claim
+      {"load delivers sooner: claim", paced(1, 10, 3, 5), 0, 8, MeetGuard::Verdict::claim},
+      // load 10 ms, two in flight: 30 ms; compute 5 ms a chunk to chunk 6: 20 ms -> stop
+      {"what is in flight counts", paced(1, 10, 3, 5), 2, 6, MeetGuard::Verdict::stop},
+  };
+  for (const Case& c : cases) {
+    State s = c.state;
+    s.load_in_flight = c.in_flight;
+    EXPECT_EQ(MeetGuard::judge(s, c.chunk), c.expected) << c.what;
+  }
+}
+
+TEST(MeetGuard, TakeOverWhenTheLoadLaneAloneFinishesFirst) {
+  struct Case {
+    const char* what;
+    double load_ms;
+    int unclaimed;
+    int run_count;
+    int layers_done;      // of 10
+    double elapsed_ms;    // since the run started, at the last report and now
+    double last_run_ms;   // per chunk, of the last finished run (0: none)
+    MeetGuard::Takeover expected;
+  };
+  const Case cases[] = {
+      {"no run in progress", 1, 0, 0, 0, 0, 0, MeetGuard::Takeover::leave},
+      {"no layer reported, no pace: unknown", 1, 3, 1, 0, 1, 0, MeetGuard::Takeover::unknown},
+      // 2 layers in 20 ms: 80 ms left; load 1 ms a chunk x (3 + 1) = 4 ms
+      {"fast loads, slow run: take", 1, 3, 1, 2, 20, 0, MeetGuard::Takeover::take},
+      // 8 layers in 80 ms: 20 ms left; load 5 ms x (3 + 2) = 25 ms
+      {"run nearly done: leave", 5, 3, 2, 8, 80, 0, MeetGuard::Takeover::leave},
+      // no layer reported; last run 30 ms a chunk, 2 chunks, 10 ms in: 50 ms left; load 1 x 3
+      {"pace of the last run: take", 1, 1, 2, 0, 10, 30, MeetGuard::Takeover::take},
+  };
+  for (const Case& c : cases) {
+    State s = paced(4, c.load_ms, c.last_run_ms > 0 ? 4 : 0, c.last_run_ms);
+    s.compute_run_count = c.run_count;
+    s.compute_run_start_ns = 100 * kMs;
+    s.compute_layers = c.layers_done > 0 ? 10 : 0;
+    s.compute_layers_done = c.layers_done;
+    s.compute_progress_ns = s.compute_run_start_ns + static_cast<int64_t>(c.elapsed_ms * kMs);
+    const int64_t now = s.compute_progress_ns;
+    EXPECT_EQ(MeetGuard::judge_takeover(s, now, c.unclaimed), c.expected) << c.what;
+  }
+}
+
+TEST(MeetGuard, RunsShrinkTowardTheMeet) {
+  // Paces unknown: half the unclaimed chunks are the compute lane's share; runs are half of that.
+  EXPECT_EQ(MeetGuard::run_length(State{}, 32, 4), 4);
+  EXPECT_EQ(MeetGuard::run_length(State{}, 8, 4), 2);
+  EXPECT_EQ(MeetGuard::run_length(State{}, 3, 4), 1);
+  EXPECT_EQ(MeetGuard::run_length(State{}, 32, 1), 1);
+  // Compute 3x as fast as loading: its share of 16 is 12, runs of 6, capped at 4.
+  EXPECT_EQ(MeetGuard::run_length(paced(2, 30, 2, 10), 16, 8), 6);
+  EXPECT_EQ(MeetGuard::run_length(paced(2, 30, 2, 10), 16, 4), 4);
+  // Loading 3x as fast: share 4 of 16, runs of 2.
+  EXPECT_EQ(MeetGuard::run_length(paced(2, 10, 2, 30), 16, 8), 2);
+}
