@@ -26,6 +26,8 @@ class BorrowedSource final : public KvSource {
   void submit(int chunk, std::byte* dst) override { inner_.submit(chunk, dst); }
   std::vector<ChunkRead> reap(bool wait) override { return inner_.reap(wait); }
   int outstanding() const override { return inner_.outstanding(); }
+  std::vector<LandedRange> take_landed() override { return inner_.take_landed(); }
+  HostResidentChunks* host_resident() override { return inner_.host_resident(); }
 
  private:
   KvSource& inner_;

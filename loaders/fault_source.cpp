@@ -24,6 +24,16 @@ const StoreHeader& FaultInjectingSource::open(const StoreKey& expected) {
   return inner_->open(expected);
 }
 
+HostResidentChunks* FaultInjectingSource::host_resident() {
+  resident_ = inner_->host_resident();
+  return resident_ ? this : nullptr;
+}
+
+std::string FaultInjectingSource::forced_failure(int chunk) const {
+  if (!failing_chunks_.contains(chunk)) return resident_->forced_failure(chunk);
+  return cat(reason_, " in chunk ", chunk, " of ", inner_->describe());
+}
+
 std::vector<ChunkRead> FaultInjectingSource::reap(bool wait) {
   std::vector<ChunkRead> done = inner_->reap(wait);
   for (ChunkRead& r : done) {

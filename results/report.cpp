@@ -21,6 +21,10 @@ std::string group_key(const Point& p) {
              " src=", p.source, " bw=", bandwidth_label(p.bandwidth_gbps), " codec=", p.codec);
 }
 
+bool loader_bound(const Point& p) {
+  return p.bandwidth_gbps && p.load_gbps && *p.load_gbps < kLoaderBoundShare * *p.bandwidth_gbps;
+}
+
 std::string point_key(const Point& p) { return cat(group_key(p), " mode=", p.mode); }
 
 std::string source_kind(std::string_view source) {

@@ -41,7 +41,7 @@ std::string render_markdown(const RunReport& report) {
     for (size_t i = 0; i < extra; ++i) out << "---:|";
     out << "\n";
     for (const auto& r : s.rows) {
-      out << "| " << bandwidth_label(r.bandwidth_gbps) << " |";
+      out << "| " << markdown_cell(detail::row_label(r)) << " |";
       for (const auto& c : r.cells) out << " " << md_value(detail::cell_text(c)) << " |";
       const DerivedGroup* d = r.derived;
       if (s.show_vs_compute) out << " " << (d ? fixed_or(d->cake_vs_compute_reduction_pct, 1) : "-") << " |";
@@ -52,6 +52,7 @@ std::string render_markdown(const RunReport& report) {
   }
   if (sections.empty()) out << "\nNo points in this report.\n";
   else out << "\n" << markdown_cell(detail::kPivotLegend) << "\n";
+  if (detail::any_loader_bound(sections)) out << "\n" << markdown_cell(detail::kLoaderBoundLegend) << "\n";
   return out.str();
 }
 

@@ -27,7 +27,20 @@ bool bandwidth_less(const std::optional<double>& a, const std::optional<double>&
 
 std::string cell_text(const PivotCell& cell) {
   if (!cell.median_ms) return "-";
-  return cat(fixed(*cell.median_ms, 1), cell.noisy ? "*" : "", cell.unverified ? "!" : "");
+  return cat(fixed(*cell.median_ms, 1), cell.noisy ? "*" : "", cell.unverified ? "!" : "", cell.loader_bound ? "^" : "");
+}
+
+std::string row_label(const PivotRow& row) {
+  if (row.bandwidth_gbps || !row.reached_gbps) return bandwidth_label(row.bandwidth_gbps);
+  return cat(bandwidth_label(row.bandwidth_gbps), " (reached ", fixed(*row.reached_gbps, 1), ")");
+}
+
+bool any_loader_bound(const std::vector<PivotSection>& sections) {
+  for (const auto& s : sections)
+    for (const auto& r : s.rows)
+      for (const auto& c : r.cells)
+        if (c.loader_bound) return true;
+  return false;
 }
 
 std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector<DerivedGroup>& groups) {
@@ -67,6 +80,8 @@ std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector
         if (!p->ttft_ms_samples.empty()) cell.median_ms = p->ttft_ms.median;
         cell.noisy = p->noisy;
         cell.unverified = !p->verified;
+        cell.loader_bound = loader_bound(*p);
+        if (!bw && p->load_gbps) row.reached_gbps = std::max(row.reached_gbps.value_or(0), *p->load_gbps);
         if (!row.derived) row.derived = find_group(groups, group_key(*p));
       }
       if (row.derived) {

@@ -14,13 +14,16 @@ struct PivotCell {
   std::optional<double> median_ms;  // absent: mode not run at this bandwidth, or no samples
   bool noisy = false;
   bool unverified = false;
+  bool loader_bound = false;
 };
 
 struct PivotRow {
   std::optional<double> bandwidth_gbps;
   std::vector<PivotCell> cells;            // one per PivotSection::modes
   const DerivedGroup* derived = nullptr;   // the group of this row
+  std::optional<double> reached_gbps;      // unlimited rows: the highest load rate a point reached
 };
+
 
 struct PivotSection {
   std::string title;
@@ -29,14 +32,24 @@ struct PivotSection {
   bool show_vs_compute = false, show_vs_io = false, show_vs_oracle = false;
 };
 
+// The row's first cell: "64", or "unlimited (reached 412.3)".
+std::string row_label(const PivotRow& row);
+// Whether any cell of the sections is loader-bound (the table then prints kLoaderBoundLegend).
+bool any_loader_bound(const std::vector<PivotSection>& sections);
+
 std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector<DerivedGroup>& groups);
 
-// "1234.5" plus "*" when noisy and "!" when unverified; "-" when absent.
+// "1234.5" plus "*" when noisy, "!" when unverified and "^" when loader-bound; "-" when absent.
 std::string cell_text(const PivotCell& cell);
 
 inline constexpr const char* kPivotLegend =
     "TTFT is the median over repetitions in ms. * noisy: (p90 - p10) / median > 0.10. ! not verified "
     "against compute-only. Reduction = 100 * (1 - cake / other) on medians; cake/oracle > 1 means cake "
     "was slower than the best split.";
+
+inline constexpr const char* kLoaderBoundLegend =
+    "^ loader-bound: the load lane reached under 97% of the target bandwidth, so the point measures the "
+    "loader, not that bandwidth (load_gbps and loader_bound in results.csv / results.json). An unlimited "
+    "row shows the highest load rate reached, in Gbps.";
 
 }  // namespace cake::detail

@@ -24,6 +24,7 @@ struct SeriesPoint {
   Summary ttft_ms;
   bool noisy = false;
   bool unverified = false;
+  bool loader_bound = false;
 };
 
 struct Series {
@@ -89,7 +90,7 @@ std::vector<FigureData> collect(const RunReport& report) {
       f.series.push_back(Series{.mode = p.mode, .source = p.source, .codec = p.codec});
       s = f.series.end() - 1;
     }
-    s->points.push_back({p.bandwidth_gbps, p.ttft_ms, p.noisy, !p.verified});
+    s->points.push_back({p.bandwidth_gbps, p.ttft_ms, p.noisy, !p.verified, loader_bound(p)});
   }
   for (FigureData& f : figures) {
     bool many_sources = false, many_codecs = false;
@@ -237,7 +238,7 @@ std::string render_one(const FigureData& f, std::string& title_out) {
   // Series: whiskers, the line through finite bandwidths, markers. A small sideways offset per
   // series keeps whiskers of different modes at one bandwidth apart.
   int split_index = 0;
-  bool any_noisy = false, any_unverified = false;
+  bool any_noisy = false, any_unverified = false, any_loader_bound = false;
   const double spread = 5.0;
   const double n_series = static_cast<double>(f.series.size());
   for (size_t i = 0; i < f.series.size(); ++i) {
@@ -258,12 +259,15 @@ std::string render_one(const FigureData& f, std::string& title_out) {
       svg.line(x - 4, y_of(p.ttft_ms.p10), x + 4, y_of(p.ttft_ms.p10), wstyle);
       svg.line(x - 4, y_of(p.ttft_ms.p90), x + 4, y_of(p.ttft_ms.p90), wstyle);
       draw_marker(svg, st.marker, x, y_of(p.ttft_ms.median), st.color, p.noisy);
+      if (p.loader_bound)  // a dashed red ring: this point measured the loader, not its bandwidth
+        svg.circle(x, y_of(p.ttft_ms.median), 9, "fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.4\" stroke-dasharray=\"2,2\"");
       if (p.unverified) svg.text(x + 7, y_of(p.ttft_ms.median) - 6, "!", 13, "start", "fill=\"#d62728\" font-weight=\"bold\"");
       svg.raw(cat("<title>", xml_escape(s.label), " @ ", bandwidth_label(p.bandwidth_gbps), " Gbit/s: median ",
                   fixed(p.ttft_ms.median, 1), " ms (p10 ", fixed(p.ttft_ms.p10, 1), ", p90 ", fixed(p.ttft_ms.p90, 1),
                   ")</title>"));
       any_noisy |= p.noisy;
       any_unverified |= p.unverified;
+      any_loader_bound |= p.loader_bound;
     }
     svg.close_group();
 
@@ -285,6 +289,12 @@ std::string render_one(const FigureData& f, std::string& title_out) {
   if (any_unverified) {
     svg.text(lx + 13, note_y + 5, "!", 13, "middle", "fill=\"#d62728\" font-weight=\"bold\"");
     svg.text(lx + 34, note_y + 4, "not verified", 11, "start", "fill=\"#333\"");
+    note_y += 22;
+  }
+  if (any_loader_bound) {
+    svg.circle(lx + 13, note_y, 9, "fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.4\" stroke-dasharray=\"2,2\"");
+    svg.text(lx + 34, note_y + 4, "ringed: loader-bound", 11, "start", "fill=\"#333\"");
+    svg.text(lx + 34, note_y + 18, "(load rate < 97% of target)", 10, "start", "fill=\"#666\"");
   }
   return svg.str();
 }

@@ -21,7 +21,7 @@ std::vector<std::vector<std::string>> section_cells(const PivotSection& s) {
   if (s.show_vs_oracle) header.push_back("cake/oracle (x)");
   rows.push_back(std::move(header));
   for (const auto& r : s.rows) {
-    std::vector<std::string> line = {bandwidth_label(r.bandwidth_gbps)};
+    std::vector<std::string> line = {detail::row_label(r)};
     for (const auto& c : r.cells) line.push_back(detail::cell_text(c));
     const DerivedGroup* d = r.derived;
     if (s.show_vs_compute) line.push_back(d ? fixed_or(d->cake_vs_compute_reduction_pct, 1) : "-");
@@ -62,6 +62,7 @@ std::string render_table(const RunReport& report) {
     print_grid(out, section_cells(sections[i]));
   }
   out << "\n" << detail::kPivotLegend << "\n";
+  if (detail::any_loader_bound(sections)) out << detail::kLoaderBoundLegend << "\n";
   return out.str();
 }
 
