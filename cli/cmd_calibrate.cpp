@@ -241,6 +241,7 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
   FileSourceOptions options;
   options.queue_depth = args.queue_depth;
   options.request_bytes = parse_bytes(args.request_size);
+  options.reader_threads = args.reader_threads;  // the loader's, when its reads are CPU copies, as the baseline's
   const uint64_t size_bytes = parse_bytes(args.size);
   if (args.repeat < 1) throw UsageError(cat("--repeat ", args.repeat, " must be at least 1"));
   const std::vector<double> rates = args.bandwidths.empty() ? std::vector<double>{} : parse_target_rates(args.bandwidths);
@@ -334,7 +335,9 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--target", args->target, "Where the chunks go: auto (the GPU when there is one), host or gpu")
       ->capture_default_str();
-  cmd->add_option("--reader-threads", args->reader_threads, "Threads of the plain pread baseline reader (file source)")
+  cmd->add_option("--reader-threads", args->reader_threads,
+                  "Reader threads of the file source when its reads are CPU copies (tmpfs, page cache), and of the "
+                  "plain pread baseline reader")
       ->capture_default_str();
   cmd->add_option("--queue-depth", args->queue_depth, "Reads in flight (fio: iodepth)")->capture_default_str();
   cmd->add_option("--request-size", args->request_size, "Bytes per read (fio: bs), a 4 KiB multiple")->capture_default_str();

@@ -30,6 +30,9 @@ FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* th
   } catch (const Error& e) {
     throw EnvironmentError(cat("file source for ", path_, " needs io_uring: ", e.what()));
   }
+  const int readers = options_.reader_threads > 0 ? options_.reader_threads : ChecksumPool::default_workers();
+  if (readers > 64) throw UsageError(cat("reader threads ", readers, " out of range (1 to 64)"));
+  if (options_.async_copies && readers > 1) crew_ = std::make_unique<ReaderCrew>(readers);
   checksums_ = std::make_unique<ChecksumPool>(options_.checksum_workers > 0 ? options_.checksum_workers
                                                                             : ChecksumPool::default_workers());
   slots_.resize(static_cast<size_t>(options_.queue_depth));
@@ -37,6 +40,8 @@ FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* th
 }
 
 FileSource::~FileSource() {
+  crew_.reset();  // finishes the reads it holds (into caller buffers) and joins its threads
+  if (threaded_) in_flight_ = 0;  // those were the reads in flight; the ring holds none
   // The kernel may still be writing into caller buffers: wait for every read before they go.
   while (in_flight_ > 0) {
     io_uring_cqe* cqe = nullptr;
@@ -53,9 +58,10 @@ std::string FileSource::describe() const {
   std::string io;
   if (!opened_) io = options_.o_direct ? "O_DIRECT requested" : "buffered (O_DIRECT off)";
   else io = o_direct_ ? "O_DIRECT" : cat("buffered: ", o_direct_detail_);
-  if (opened_ && async_) io += cat(", on io_uring workers (", async_detail_, ")");
+  if (opened_ && threaded_) io += cat(", ", crew_->threads(), " reader threads with a ring each (", async_detail_, ")");
+  else if (opened_ && async_) io += cat(", on io_uring workers (", async_detail_, ")");
   return cat("file:", path_, " (io_uring, ", io, ", ",
-             fixed_buffers_ ? "fixed buffers" : cat("plain buffers: ", fixed_buffers_detail_), ", qd ",
+             threaded_ ? "plain buffers" : fixed_buffers_ ? "fixed buffers" : cat("plain buffers: ", fixed_buffers_detail_), ", qd ",
              options_.queue_depth, ", ", format_bytes(options_.request_bytes), " requests, ", checksums_->workers(),
              " checksum workers, throttle ",
              throttle_ ? throttle_->describe() : "none", ")");
@@ -104,6 +110,7 @@ const StoreHeader& FileSource::open(const StoreKey& expected) {
     async_ = !o_direct_ || memory_fs;
     async_detail_ = memory_fs ? "memory filesystem: reads are CPU copies" : "buffered reads are CPU copies";
   }
+  threaded_ = async_ && crew_ != nullptr;
   chunks_.assign(header_.chunks.size(), ChunkState{});
   issue_queue_.clear();
   retry_queue_.clear();
@@ -202,7 +209,7 @@ void FileSource::issue_ready(int64_t now) {
   const int qd = options_.queue_depth;
   int prepped = 0;
   // Remainders of short reads first: they were paid for with their request.
-  while (!retry_queue_.empty() && in_flight_ < qd && prep_read(retry_queue_.front(), false)) {
+  while (!retry_queue_.empty() && in_flight_ < qd && !threaded_ && prep_read(retry_queue_.front(), false)) {
     --chunks_[static_cast<size_t>(retry_queue_.front().chunk)].retries_queued;
     retry_queue_.pop_front();
     ++prepped;
@@ -230,10 +237,11 @@ void FileSource::issue_ready(int64_t now) {
       if (booked_.front().ready_ns > now) break;
     }
     const Request r = booked_.front().request;
-    if (!prep_read(r, true)) break;
+    if (threaded_) post_read(r);
+    else if (!prep_read(r, true)) break;
     --chunks_[static_cast<size_t>(r.chunk)].booked;
     booked_.pop_front();
-    ++prepped;
+    if (!threaded_) ++prepped;  // the crew submits its own reads
   }
   while (prepped > 0) {
     const int ret = io_uring_submit(ring_->get());
@@ -348,7 +356,71 @@ void FileSource::drain_completions(std::vector<ChunkRead>& done) {
   io_uring_cq_advance(ring, seen);
 }
 
+void FileSource::post_read(const Request& r) {
+  ChunkState& s = chunks_[static_cast<size_t>(r.chunk)];
+  const ChunkEntry& entry = header_.chunks[static_cast<size_t>(r.chunk)];
+  ReadJob job;
+  job.fd = fd_.get();
+  job.o_direct = o_direct_;
+  job.chunk = r.chunk;
+  job.offset = r.offset;
+  job.bytes = r.bytes;
+  job.file_offset = entry.offset + r.offset;
+  job.dst = s.dst + r.offset;
+  job.payload_bytes = entry.bytes;
+  ++in_flight_;
+  ++s.in_flight;
+  if (s.record.first_byte_ns == 0) s.record.first_byte_ns = now_ns();
+  crew_->post(job);
+}
+
+void FileSource::handle_read_done(const ReadDone& d, std::vector<ChunkRead>& done) {
+  ChunkState& s = chunks_[static_cast<size_t>(d.job.chunk)];
+  --in_flight_;
+  --s.in_flight;
+  if (s.failed) {
+    // the reason already given stands; this read only had to finish before the buffer is released
+  } else if (d.error != 0) {
+    fail_chunk(s, cat("reading chunk ", d.job.chunk, " of ", path_, " (", d.job.bytes, " bytes at file offset ",
+                      d.job.file_offset, "): ", errno_text(d.error)));
+  } else if (d.truncated) {
+    fail_chunk(s, cat("reading chunk ", d.job.chunk, " of ", path_, ": the file ends at byte ",
+                      d.job.file_offset + d.bytes_read, ", inside the chunk (truncated store)"));
+  } else {
+    s.done_bytes += d.bytes_read;
+    if (d.hashed_bytes > 0) {
+      s.sums.add({d.job.chunk, d.job.offset, d.hashed_bytes, d.crc});
+      landed_.push_back({d.job.chunk, d.job.offset, d.hashed_bytes});
+    }
+  }
+  finish_if_complete(s, done);
+}
+
+std::vector<ChunkRead> FileSource::reap_threaded(bool wait) {
+  std::vector<ChunkRead> done;
+  for (;;) {
+    for (const ReadDone& d : crew_->take(0)) handle_read_done(d, done);
+    issue_ready(now_ns());
+    if (!done.empty() || !wait || outstanding_chunks_ == 0) return done;
+    int64_t wait_ns = 1'000'000;
+    if (!booked_.empty() && in_flight_ < options_.queue_depth) {
+      // Waiting on the throttle: for the next booking to come due, or a read, whichever is first.
+      const int64_t due_ns = booked_.front().ready_ns;
+      wait_ns = due_ns - now_ns();
+      if (wait_ns <= 0) continue;
+      if (in_flight_ == 0 || wait_ns < 100'000) {
+        sleep_until_ns(due_ns);  // precise: a condition variable wakes tens of microseconds late
+        continue;
+      }
+    } else if (in_flight_ == 0) {
+      throw Error(cat("file source ", path_, ": ", outstanding_chunks_, " chunks outstanding but nothing in flight"));
+    }
+    for (const ReadDone& d : crew_->take(wait_ns)) handle_read_done(d, done);
+  }
+}
+
 std::vector<ChunkRead> FileSource::reap(bool wait) {
+  if (threaded_) return reap_threaded(wait);
   std::vector<ChunkRead> done;
   for (;;) {
     drain_completions(done);

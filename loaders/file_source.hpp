@@ -3,8 +3,9 @@
 // landed read is announced at once (take_landed, so it can be uploaded while the next ones are
 // read) and checksummed on worker threads; a chunk completes when its pieces' checksums joined
 // match the stored one. Reads that are CPU copies (buffered, or from tmpfs/ramfs even with
-// O_DIRECT) are handed to io_uring's worker threads (IOSQE_ASYNC), so the kernel's copies run on
-// several cores at once instead of inline on the submitting thread.
+// O_DIRECT) leave the caller's thread, so the kernel's copies run on several cores at once:
+// they go to reader threads with a ring each, which checksum each piece while it is in their
+// cache (ReaderCrew), or, with one reader thread, to io_uring's workers (IOSQE_ASYNC).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include "common/fd.hpp"
 #include "common/uring.hpp"
 #include "loaders/checksum_pool.hpp"
+#include "loaders/reader_crew.hpp"
 #include "loaders/kv_source.hpp"
 #include "loaders/throttle.hpp"
 
@@ -27,7 +29,9 @@ struct FileSourceOptions {
   int queue_depth = 16;                 // reads in flight at once
   uint64_t request_bytes = 1ull << 20;  // one read; a multiple of 4 KiB
   bool o_direct = true;                 // bypass the page cache (falls back, and says so, if refused)
-  bool async_copies = true;             // reads that are CPU copies (buffered, tmpfs) go to io_uring workers
+  bool async_copies = true;             // reads that are CPU copies (buffered, tmpfs) leave the caller's thread:
+  int reader_threads = 0;               //   to this many reader threads, each with its own ring (0: half the
+                                        //   cores, 1 to 8); 1: to io_uring's workers (IOSQE_ASYNC)
   int checksum_workers = 0;             // 0: ChecksumPool::default_workers()
 };
 
@@ -90,6 +94,9 @@ class FileSource : public KvSource {
   void finish_if_complete(ChunkState& state, std::vector<ChunkRead>& done);
   void landed(ChunkState& state, uint64_t begin, uint64_t end);
   bool collect_checksums(int64_t wait_ns, std::vector<ChunkRead>& done);
+  void post_read(const Request& request);
+  void handle_read_done(const ReadDone& d, std::vector<ChunkRead>& done);
+  std::vector<ChunkRead> reap_threaded(bool wait);
   void drain_completions(std::vector<ChunkRead>& done);
   void unregister();
 
@@ -117,6 +124,8 @@ class FileSource : public KvSource {
   std::vector<Request> slots_;         // user_data indexes these; chunk == -1 when free
   std::vector<uint64_t> free_slots_;
   std::unique_ptr<ChecksumPool> checksums_;
+  std::unique_ptr<ReaderCrew> crew_;   // made when reader_threads > 1 allows it; used when threaded_
+  bool threaded_ = false;              // after open(): reads go to the crew
   std::vector<LandedRange> landed_;    // since the last take_landed()
   int in_flight_ = 0;
   int outstanding_chunks_ = 0;

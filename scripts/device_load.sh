@@ -39,7 +39,7 @@ command -v fio >/dev/null && echo "fio: $(command -v fio)" || echo "fio: not ins
 
 checks() {
   run timeout 120 "$CARRY/bin/test_loaders"
-  run timeout 120 "$CARRY/bin/test_engine" --gtest_filter='GpuEngine.*'
+  run timeout 60 "$CARRY/bin/test_engine" --gtest_filter='GpuEngine.*'
   # Throttle accuracy and the ceilings: 1..256 Gbps x2 and 400 Gbps, a 4 GiB store on tmpfs.
   run timeout 150 "$B" calibrate --store "$SHM/cal" --size 4GiB --source mem \
     --bandwidth 1gbps..256gbps:x2,400gbps --point-seconds 0.5
@@ -61,14 +61,15 @@ checks() {
 
 sweep() {
   run timeout 400 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source mem,file:$SHM \
-    --bandwidth "${SWEEP_BANDWIDTHS:-64gbps..256gbps:x2,400gbps,unlimited}" --store "$SHM" --repeat 1 --warmup 1 \
+    --bandwidth "${SWEEP_BANDWIDTHS:-1gbps..256gbps:x2,400gbps,unlimited}" --store "$SHM" \
+    --repeat "${SWEEP_REPEAT:-1}" --warmup "${SWEEP_WARMUP:-1}" \
     --verify token --out "$RES/sweep32k"
   pack sweep32k
 }
 
 case "${1:-checks}" in
   checks) checks ;;
-  sweep) sweep ;;
+  sweep) sweep ;;   # SWEEP_BANDWIDTHS, SWEEP_REPEAT, SWEEP_WARMUP override the defaults
   all) checks; sweep ;;
   *) echo "usage: $0 [checks|sweep|all]"; exit 2 ;;
 esac

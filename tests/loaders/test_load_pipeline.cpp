@@ -86,7 +86,7 @@ struct Reports {
   }
 };
 
-enum class Kind { file, mem };
+enum class Kind { file, file_reader_threads, mem };
 
 void round_trip(Kind kind) {
   Seeded s;
@@ -94,8 +94,15 @@ void round_trip(Kind kind) {
   const StoreHeader shape = random_shape(s.rng);
   const auto store = test::write_random_store(store_path(dir.path(), shape.key), shape, s.rng);
   std::unique_ptr<KvSource> source;
-  if (kind == Kind::file) source = std::make_unique<FileSource>(store.path, FileSourceOptions{.queue_depth = 8, .request_bytes = 16384});
-  else source = std::make_unique<MemSource>(store.path);
+  if (kind == Kind::file) {
+    source = std::make_unique<FileSource>(store.path, FileSourceOptions{.queue_depth = 8, .request_bytes = 16384});
+  } else if (kind == Kind::file_reader_threads) {
+    // Buffered reads are CPU copies: three reader threads, each piece uploaded as it lands.
+    source = std::make_unique<FileSource>(
+        store.path, FileSourceOptions{.queue_depth = 5, .request_bytes = 12288, .o_direct = false, .reader_threads = 3});
+  } else {
+    source = std::make_unique<MemSource>(store.path);
+  }
   HostCache cache(shape, shape.key.token_count);
   LoadPipeline pipeline(*source, cache.view, shape.key.chunk_tokens,
                         {.staging_slots = 1 + static_cast<int>(s.rng() % 4)});
@@ -128,6 +135,7 @@ void round_trip(Kind kind) {
 
 TEST(LoadPipeline, FileSourceHostTargetBitExact) { round_trip(Kind::file); }
 TEST(LoadPipeline, MemSourceHostTargetBitExact) { round_trip(Kind::mem); }
+TEST(LoadPipeline, FileSourceOnReaderThreadsHostTargetBitExact) { round_trip(Kind::file_reader_threads); }
 
 TEST(LoadPipeline, EachClaimedChunkOnceWhenClaimStopsEarly) {
   Seeded s;
