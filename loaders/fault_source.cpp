@@ -36,13 +36,23 @@ std::string FaultInjectingSource::forced_failure(int chunk) const {
 
 std::vector<ChunkRead> FaultInjectingSource::reap(bool wait) {
   std::vector<ChunkRead> done = inner_->reap(wait);
+  fail_chosen(done);
+  return done;
+}
+
+std::vector<ChunkRead> FaultInjectingSource::reap_progress(int64_t wait_ns) {
+  std::vector<ChunkRead> done = inner_->reap_progress(wait_ns);
+  fail_chosen(done);
+  return done;
+}
+
+void FaultInjectingSource::fail_chosen(std::vector<ChunkRead>& done) const {
   for (ChunkRead& r : done) {
     if (!r.ok || !failing_chunks_.contains(r.chunk)) continue;
     r.ok = false;
     r.bytes = 0;
     r.error = cat(reason_, " in chunk ", r.chunk, " of ", inner_->describe());
   }
-  return done;
 }
 
 }  // namespace cake

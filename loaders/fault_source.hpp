@@ -27,6 +27,8 @@ class FaultInjectingSource : public KvSource, private HostResidentChunks {
   std::vector<ChunkRead> reap(bool wait) override;
   int outstanding() const override { return inner_->outstanding(); }
   std::vector<LandedRange> take_landed() override { return inner_->take_landed(); }
+  bool reports_progress() const override { return inner_->reports_progress(); }
+  std::vector<ChunkRead> reap_progress(int64_t wait_ns) override;
   // The inner source's resident payloads, with the failing chunks failed by forced_failure().
   HostResidentChunks* host_resident() override;
 
@@ -39,6 +41,7 @@ class FaultInjectingSource : public KvSource, private HostResidentChunks {
   uint64_t piece_bytes() const override { return resident_->piece_bytes(); }
   std::string location() const override { return resident_->location(); }
   std::string forced_failure(int chunk) const override;
+  void fail_chosen(std::vector<ChunkRead>& done) const;
 
   HostResidentChunks* resident_ = nullptr;
   std::unique_ptr<KvSource> inner_;

@@ -419,6 +419,45 @@ std::vector<ChunkRead> FileSource::reap_threaded(bool wait) {
   }
 }
 
+std::vector<ChunkRead> FileSource::reap_progress(int64_t wait_ns) {
+  const int64_t deadline_ns = now_ns() + std::max<int64_t>(wait_ns, 0);
+  std::vector<ChunkRead> done;
+  for (;;) {
+    if (threaded_) {
+      for (const ReadDone& d : crew_->take(0)) handle_read_done(d, done);
+    } else {
+      drain_completions(done);
+      collect_checksums(0, done);
+    }
+    issue_ready(now_ns());
+    if (!done.empty() || !landed_.empty() || outstanding_chunks_ == 0) return done;
+    const int64_t now = now_ns();
+    if (now >= deadline_ns) return done;
+    int64_t until_ns = deadline_ns;
+    if (!booked_.empty() && in_flight_ < options_.queue_depth) until_ns = std::min(until_ns, booked_.front().ready_ns);
+    const int64_t wait = until_ns - now;
+    if (wait <= 0) continue;
+    if (threaded_) {
+      if (in_flight_ > 0 && wait >= 100'000) {
+        for (const ReadDone& d : crew_->take(wait)) handle_read_done(d, done);
+      } else {
+        sleep_until_ns(std::min(until_ns, now + 100'000));  // precise for a throttle time
+      }
+    } else if (checksums_->pending() > 0) {
+      collect_checksums(std::min<int64_t>(wait, 20'000), done);
+    } else if (in_flight_ > 0) {
+      io_uring_cqe* cqe = nullptr;
+      __kernel_timespec ts{};
+      ts.tv_sec = wait / 1'000'000'000;
+      ts.tv_nsec = wait % 1'000'000'000;
+      const int ret = io_uring_wait_cqe_timeout(ring_->get(), &cqe, &ts);
+      if (ret != -ETIME && ret != -EINTR) check_neg_errno(ret, cat("waiting for reads of ", path_));
+    } else {
+      sleep_until_ns(until_ns);
+    }
+  }
+}
+
 std::vector<ChunkRead> FileSource::reap(bool wait) {
   if (threaded_) return reap_threaded(wait);
   std::vector<ChunkRead> done;

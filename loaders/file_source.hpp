@@ -51,6 +51,8 @@ class FileSource : public KvSource {
   std::vector<ChunkRead> reap(bool wait) override;
   int outstanding() const override { return outstanding_chunks_; }
   std::vector<LandedRange> take_landed() override;
+  bool reports_progress() const override { return true; }
+  std::vector<ChunkRead> reap_progress(int64_t wait_ns) override;
 
   // After open(): whether reads really bypass the page cache, and if not, why.
   bool o_direct() const { return o_direct_; }

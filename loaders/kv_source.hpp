@@ -77,6 +77,15 @@ class KvSource {
   // Ranges landed since the last call (of chunks still outstanding or just reaped); sources that
   // cannot tell return none, and their chunks are uploaded whole once reaped.
   virtual std::vector<LandedRange> take_landed() { return {}; }
+  // Sources that announce landed ranges also say when anything moved: reap_progress() returns
+  // the chunks finished (maybe none) as soon as a chunk finishes or a range lands (take_landed()
+  // then has it), or after wait_ns, so the caller can upload pieces while the rest is read
+  // instead of waiting in reap(true) for a whole chunk.
+  virtual bool reports_progress() const { return false; }
+  virtual std::vector<ChunkRead> reap_progress(int64_t wait_ns) {
+    (void)wait_ns;
+    return reap(false);
+  }
   // Non-null when the payloads are in host memory already (see HostResidentChunks); valid after
   // a successful open(). submit()/reap() keep working for callers that want a copy.
   virtual HostResidentChunks* host_resident() { return nullptr; }

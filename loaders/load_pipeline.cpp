@@ -26,6 +26,12 @@ namespace {
 
 enum class SlotState { free, reading, uploading };
 
+// The longest wait in a source that reports landed ranges when nothing else is pending; it
+// returns early on any progress, so this only bounds how often an idle lane looks around.
+constexpr int64_t kPiecesWaitNs = 1'000'000;
+// Between polls of pending uploads (and, on the direct path, of checksums and the throttle).
+constexpr int64_t kPollNs = 20'000;
+
 struct Slot {
   std::byte* data = nullptr;
   SlotState state = SlotState::free;
@@ -442,15 +448,21 @@ void LoadPipeline::Impl::run(const StoreKey& key, const ClaimFn& claim, const Do
       }
 
       bool progressed = poll_uploads(false);
+      const bool pieces = source.reports_progress();
       if (reading && source_error.empty()) {
-        // Block in the source only when nothing else could move: no upload to watch.
+        // Block in the source only when nothing else could move: no upload to watch. A source
+        // that reports landed ranges is waited on for any of them (they are uploaded at once),
+        // briefly while uploads are pending, instead of for a whole chunk.
         const bool wait = !uploading && !progressed;
         try {
-          std::vector<ChunkRead> reads = source.reap(wait);
-          if (wait && reads.empty() && source.outstanding() == 0)
+          std::vector<ChunkRead> reads = pieces ? source.reap_progress(wait ? kPiecesWaitNs : progressed ? 0 : kPollNs)
+                                                : source.reap(wait);
+          if ((wait || pieces) && reads.empty() && source.outstanding() == 0)
             throw Error(cat(source.describe(), " has nothing outstanding but never reported some chunks it was given"));
           progressed |= !reads.empty();
-          upload_landed(source.take_landed());  // before the reads: a finished chunk's last ranges
+          std::vector<LandedRange> landed = source.take_landed();
+          progressed |= !landed.empty();
+          upload_landed(std::move(landed));  // before the reads: a finished chunk's last ranges
           handle_reads(std::move(reads));
         } catch (const Error& e) {
           source_error = cat("the source failed: ", e.what());
@@ -461,8 +473,8 @@ void LoadPipeline::Impl::run(const StoreKey& key, const ClaimFn& claim, const Do
         }
       }
       if (!progressed && uploading) {
-        if (reading) short_pause();
-        else poll_uploads(true);
+        if (!reading) poll_uploads(true);
+        else if (!pieces) short_pause();  // reap_progress() waited already
       }
     }
   } catch (...) {
@@ -476,7 +488,6 @@ void LoadPipeline::Impl::run(const StoreKey& key, const ClaimFn& claim, const Do
 namespace {
 constexpr size_t kPiecesBookedAhead = 16;             // as the file source books a queue depth ahead
 constexpr uint64_t kUnthrottledPieceBytes = 4u << 20;  // fewer, larger copies when nothing paces them
-constexpr int64_t kPollNs = 20'000;
 constexpr double kPacedPieceNs = 80'000;
 }  // namespace
 
