@@ -1,5 +1,7 @@
-// `cake-bench calibrate`: the load lane alone (file source, read + checksum) against fio on the
-// same file, unthrottled and at each --bandwidth, so throttled runs can be trusted.
+// `cake-bench calibrate`: the load lane alone (file or mem source through the real pipeline:
+// read, checksum, upload into a KV cache on the GPU when there is one), unthrottled and at each
+// --bandwidth, beside its ceilings measured in the same call: the pinned host-to-device copy
+// rate, fio on the same file where installed, and a plain multi-threaded pread reader.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include "common/units.hpp"
 #include "loaders/calibration.hpp"
 #include "loaders/fio_runner.hpp"
+#include "loaders/mem_source.hpp"
 #include "loaders/throttle.hpp"
 
 namespace cake {
@@ -34,6 +37,19 @@ struct CalibrateArgs {
   int repeat = 1;
   bool no_fio = false;
   bool json = false;
+  double point_seconds = 2;   // a throttled point loads at most about this long (whole chunks)
+  std::string target = "auto";
+  int reader_threads = 8;
+};
+
+// A throttled point whose achieved rate is under this share of its target measured the loader,
+// not the bandwidth: it is loader-bound.
+constexpr double kLoaderBoundShare = 0.97;
+
+struct Ceilings {
+  std::optional<double> h2d_bytes_per_sec;     // pinned cudaMemcpyAsync, this run
+  std::optional<ReaderMeasurement> reader;     // plain pread threads on the same file
+  std::string reader_note;
 };
 
 // One bandwidth point, measured `repeat` times (loader and fio alternating); the median is its value.
@@ -72,15 +88,24 @@ nlohmann::json optional_gbps(std::optional<double> bytes_per_sec) {
   return bytes_per_sec_to_gbps(*bytes_per_sec);
 }
 
-std::vector<double> parse_bandwidth_list(const std::string& text) {
+// '1gbps,4gbps' or a range '1gbps..256gbps:x2' (common/units); 'unlimited' items are dropped
+// (the unthrottled point is always measured first).
+std::vector<double> parse_target_rates(const std::string& text) {
   std::vector<double> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (item.empty()) throw UsageError(cat("invalid --bandwidth list '", text, "': empty item"));
-    out.push_back(parse_bandwidth(item));
-  }
+  for (const std::optional<double>& r : parse_bandwidth_list(text))
+    if (r) out.push_back(*r);
   return out;
+}
+
+bool loader_bound(const Point& p) {
+  return p.target_bytes_per_sec && p.load.bytes_per_sec() < kLoaderBoundShare * *p.target_bytes_per_sec;
+}
+
+std::string ratio_text(double a, std::optional<double> b) {
+  if (!b || !(*b > 0)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", a / *b);
+  return buf;
 }
 
 std::string gbps_text(std::optional<double> bytes_per_sec, const char* none) {
@@ -90,38 +115,66 @@ std::string gbps_text(std::optional<double> bytes_per_sec, const char* none) {
   return buf;
 }
 
-void print_table(const CalibrationStore& store, const std::vector<Point>& points, const CalibrateArgs& args) {
+void print_table(const CalibrationStore& store, const std::vector<Point>& points, const CalibrateArgs& args,
+                 const Ceilings& ceilings, const std::string& target) {
   std::printf("store      %s (%s, %s)\n", store.path.c_str(),
               format_bytes(store.header.chunks.back().offset + store.header.chunks.back().bytes).c_str(),
               store.created ? "written now" : "found");
   std::printf("source     %s\n", points.front().load.source_description.c_str());
+  std::printf("into       %s\n", target.c_str());
+  const double unthrottled = points.front().load.bytes_per_sec();
+  std::printf("ceilings (same run):\n");
+  std::printf("  loader, unthrottled          %10s Gbps\n", gbps_text(unthrottled, "-").c_str());
+  std::printf("  pinned host-to-device copy   %10s Gbps   loader / copy   %s\n",
+              gbps_text(ceilings.h2d_bytes_per_sec, "n/a").c_str(), ratio_text(unthrottled, ceilings.h2d_bytes_per_sec).c_str());
+  if (args.source == "file") {
+    std::printf("  fio (same file, bs, iodepth) %10s Gbps   loader / fio    %s\n",
+                gbps_text(points.front().fio_bytes_per_sec, "n/a").c_str(),
+                ratio_text(unthrottled, points.front().fio_bytes_per_sec).c_str());
+    if (ceilings.reader)
+      std::printf("  plain reader (%s) %s Gbps   loader / reader %s\n", ceilings.reader->detail.c_str(),
+                  gbps_text(ceilings.reader->bytes_per_sec(), "-").c_str(),
+                  ratio_text(unthrottled, ceilings.reader->bytes_per_sec()).c_str());
+    else
+      std::printf("  plain reader: %s\n", ceilings.reader_note.c_str());
+  }
   std::printf("%-12s %-12s %-12s %-10s %-14s %-9s %s\n", "target_gbps", "loader_gbps", "fio_gbps", "ratio", "bytes",
               "seconds", "o_direct");
+  bool any_bound = false;
   for (const Point& p : points) {
     const double loader = p.load.bytes_per_sec();
     std::string ratio = "-";
-    if (p.target_bytes_per_sec) ratio = cat(std::round(loader / *p.target_bytes_per_sec * 1000) / 1000, " tgt");
-    else if (p.fio_bytes_per_sec) ratio = cat(std::round(loader / *p.fio_bytes_per_sec * 1000) / 1000, " fio");
+    if (p.target_bytes_per_sec) ratio = cat(ratio_text(loader, p.target_bytes_per_sec), " tgt");
+    else if (p.fio_bytes_per_sec) ratio = cat(ratio_text(loader, p.fio_bytes_per_sec), " fio");
+    std::string achieved = gbps_text(loader, "-");
+    if (loader_bound(p)) {
+      achieved += " *";
+      any_bound = true;
+    }
     std::printf("%-12s %-12s %-12s %-10s %-14llu %-9.3f %s\n", gbps_text(p.target_bytes_per_sec, "unlimited").c_str(),
-                gbps_text(loader, "-").c_str(), gbps_text(p.fio_bytes_per_sec, "null").c_str(), ratio.c_str(),
+                achieved.c_str(), gbps_text(p.fio_bytes_per_sec, "null").c_str(), ratio.c_str(),
                 static_cast<unsigned long long>(p.load.bytes), p.load.seconds,
                 args.source == "mem" ? "n/a" : (p.load.o_direct ? "yes" : "no"));
   }
+  if (any_bound)
+    std::printf("* loader-bound: achieved under %.0f%% of the target; the point measures the loader, not the bandwidth\n",
+                kLoaderBoundShare * 100);
   if (args.repeat > 1) std::printf("(medians of %d runs each; --json lists every run)\n", args.repeat);
   for (const Point& p : points)
-    if (!p.fio_bytes_per_sec)
+    if (!p.fio_bytes_per_sec && args.source == "file" && !p.target_bytes_per_sec)
       std::printf("fio at %s: %s\n", gbps_text(p.target_bytes_per_sec, "unlimited").c_str(), p.fio_note.c_str());
   if (!points.front().load.o_direct && args.source == "file")
     std::printf("note: reads were buffered: %s\n", points.front().load.o_direct_detail.c_str());
 }
 
 nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& points, const CalibrateArgs& args,
-                       const FileSourceOptions& options) {
+                       const FileSourceOptions& options, const Ceilings& ceilings, const std::string& target) {
   nlohmann::json pts = nlohmann::json::array();
   for (const Point& p : points) {
     nlohmann::json j;
     j["target_gbps"] = optional_gbps(p.target_bytes_per_sec);
     j["loader_gbps"] = bytes_per_sec_to_gbps(p.load.bytes_per_sec());
+    j["loader_bound"] = loader_bound(p);
     j["fio_gbps"] = optional_gbps(p.fio_bytes_per_sec);
     j["fio_note"] = p.fio_note;
     j["fio_command"] = p.fios.empty() ? "" : p.fios.front().command;
@@ -158,6 +211,22 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
   out["request_bytes"] = options.request_bytes;
   out["repeat"] = args.repeat;
   out["points"] = pts;
+  out["target"] = target;
+  out["loader_bound_share"] = kLoaderBoundShare;
+  const double unthrottled = points.front().load.bytes_per_sec();
+  out["h2d_pinned_gbps"] = optional_gbps(ceilings.h2d_bytes_per_sec);
+  out["loader_over_h2d"] = ceilings.h2d_bytes_per_sec ? nlohmann::json(unthrottled / *ceilings.h2d_bytes_per_sec)
+                                                      : nlohmann::json(nullptr);
+  if (ceilings.reader) {
+    out["plain_reader"] = {{"gbps", bytes_per_sec_to_gbps(ceilings.reader->bytes_per_sec())},
+                           {"detail", ceilings.reader->detail},
+                           {"threads", ceilings.reader->threads},
+                           {"o_direct", ceilings.reader->o_direct},
+                           {"loader_over_reader", unthrottled / ceilings.reader->bytes_per_sec()}};
+  } else {
+    out["plain_reader"] = nullptr;
+    out["plain_reader_note"] = ceilings.reader_note;
+  }
   out["system"] = cake::to_json(probe_system());
   out["storage"] = cake::to_json(probe_storage(args.store_dir));
   return out;
@@ -166,26 +235,40 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
 void run_calibrate(const CalibrateArgs& args, int& exit_code) {
   if (args.source != "file" && args.source != "mem")
     throw UsageError(cat("invalid --source '", args.source, "': use file or mem"));
+  if (args.target != "auto" && args.target != "host" && args.target != "gpu")
+    throw UsageError(cat("invalid --target '", args.target, "': use auto, host or gpu"));
+  if (!(args.point_seconds > 0)) throw UsageError("--point-seconds must be positive");
   FileSourceOptions options;
   options.queue_depth = args.queue_depth;
   options.request_bytes = parse_bytes(args.request_size);
+  options.reader_threads = args.reader_threads;  // the loader's, when its reads are CPU copies, as the baseline's
   const uint64_t size_bytes = parse_bytes(args.size);
   if (args.repeat < 1) throw UsageError(cat("--repeat ", args.repeat, " must be at least 1"));
-  const std::vector<double> rates = args.bandwidths.empty() ? std::vector<double>{} : parse_bandwidth_list(args.bandwidths);
+  const std::vector<double> rates = args.bandwidths.empty() ? std::vector<double>{} : parse_target_rates(args.bandwidths);
 
   if (!args.json) std::fprintf(stderr, "calibrate: preparing the store in %s ...\n", args.store_dir.c_str());
   const CalibrationStore store = ensure_calibration_store(args.store_dir, size_bytes);
+  const bool gpu = args.target == "gpu" || (args.target == "auto" && calibration_gpu_available());
+  const CalibrationCache cache(store.header, gpu ? MemoryKind::device : MemoryKind::host);
+  const std::string target = gpu ? "a KV cache on the GPU (cudaMemcpyAsync)" : "a KV cache in host memory (memcpy)";
 
-  auto measure = [&](Throttle* throttle) {
-    return args.source == "file" ? measure_file_load(store.path, store.header, options, throttle)
-                                 : measure_mem_load(store.path, store.header, options.request_bytes, throttle);
+  std::unique_ptr<MemSource> mem;  // read and page-locked once, before any clock
+  if (args.source == "mem") mem = std::make_unique<MemSource>(store.path, MemSourceOptions{.request_bytes = options.request_bytes});
+  auto measure = [&](Throttle* throttle, size_t chunk_limit) {
+    return args.source == "file" ? measure_file_load(store.path, store.header, options, throttle, 4, &cache, chunk_limit)
+                                 : measure_mem_load(*mem, store.header, throttle, 4, &cache, chunk_limit);
   };
+  Ceilings ceilings;
+  if (gpu) {
+    if (!args.json) std::fprintf(stderr, "calibrate: pinned host-to-device copy rate ...\n");
+    ceilings.h2d_bytes_per_sec = measure_pinned_h2d(std::min<uint64_t>(size_bytes, 1ull << 30));
+  }
   std::vector<Point> points;
   {
     Point p;
     for (int r = 0; r < args.repeat; ++r) {
       if (!args.json) std::fprintf(stderr, "calibrate: loader, unthrottled (run %d of %d) ...\n", r + 1, args.repeat);
-      p.loads.push_back(measure(nullptr));
+      p.loads.push_back(measure(nullptr, 0));
       if (args.no_fio) {
         p.fio_note = "fio turned off (--no-fio)";
       } else if (args.source == "mem") {
@@ -198,21 +281,33 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
     settle(p);
     points.push_back(std::move(p));
   }
+  if (args.source == "file") {
+    if (!args.json) std::fprintf(stderr, "calibrate: plain %d-thread reader ...\n", args.reader_threads);
+    try {
+      ceilings.reader = measure_plain_reader(store.path, store.header, args.reader_threads, options.request_bytes);
+    } catch (const Error& e) {
+      ceilings.reader_note = e.what();
+    }
+  }
   for (double rate : rates) {
     Point p;
     p.target_bytes_per_sec = rate;
+    // Whole chunks, at least two, for about --point-seconds at the target rate.
+    const uint64_t chunk_bytes = store.header.chunks.front().bytes;
+    const auto chunk_limit = static_cast<size_t>(
+        std::max<double>(2, std::ceil(rate * args.point_seconds / static_cast<double>(chunk_bytes))));
     for (int r = 0; r < args.repeat; ++r) {
       if (!args.json) std::fprintf(stderr, "calibrate: loader at %s (run %d of %d) ...\n", format_gbps(rate).c_str(), r + 1, args.repeat);
       auto throttle = make_throttle(rate, "");
-      p.loads.push_back(measure(throttle.get()));
+      p.loads.push_back(measure(throttle.get(), chunk_limit));
     }
     p.fio_note = "not applicable: fio runs unthrottled; a throttled point is held against its target";
     settle(p);
     points.push_back(std::move(p));
   }
 
-  if (args.json) std::cout << to_json(store, points, args, options).dump(2) << "\n";
-  else print_table(store, points, args);
+  if (args.json) std::cout << to_json(store, points, args, options, ceilings, target).dump(2) << "\n";
+  else print_table(store, points, args, ceilings, target);
 
   exit_code = kExitOk;
   for (const Point& p : points) {
@@ -228,12 +323,22 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
 
 void add_calibrate_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("calibrate",
-                                 "Measure the load lane alone (io_uring file source, read + checksum) against fio,\n"
-                                 "unthrottled and at each --bandwidth");
+                                 "Measure the load lane alone (read, checksum, upload) unthrottled and at each\n"
+                                 "--bandwidth, beside the pinned copy rate, fio and a plain reader");
   auto args = std::make_shared<CalibrateArgs>();
   cmd->add_option("--store", args->store_dir, "Store directory; a synthetic store of --size is written there if missing")
       ->required();
-  cmd->add_option("--bandwidth", args->bandwidths, "Comma-separated target rates to check the throttle at, e.g. 1gbps,4gbps");
+  cmd->add_option("--bandwidth", args->bandwidths,
+                  "Target rates to check the throttle at: '1gbps,4gbps' or a range '1gbps..256gbps:x2'");
+  cmd->add_option("--point-seconds", args->point_seconds,
+                  "A throttled point loads about this long at its target (whole chunks, at least two)")
+      ->capture_default_str();
+  cmd->add_option("--target", args->target, "Where the chunks go: auto (the GPU when there is one), host or gpu")
+      ->capture_default_str();
+  cmd->add_option("--reader-threads", args->reader_threads,
+                  "Reader threads of the file source when its reads are CPU copies (tmpfs, page cache), and of the "
+                  "plain pread baseline reader")
+      ->capture_default_str();
   cmd->add_option("--queue-depth", args->queue_depth, "Reads in flight (fio: iodepth)")->capture_default_str();
   cmd->add_option("--request-size", args->request_size, "Bytes per read (fio: bs), a 4 KiB multiple")->capture_default_str();
   cmd->add_option("--size", args->size, "Payload size of the synthetic store")->capture_default_str();

@@ -15,4 +15,8 @@ uint32_t crc32c_portable(const void* data, size_t bytes, uint32_t previous = 0);
 
 bool crc32c_is_hardware();
 
+// The CRC-32C of A followed by B from crc32c(A), crc32c(B) and B's length: lets pieces of one
+// payload be checksummed apart (other threads, any order) and joined into the stored value.
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t bytes_b);
+
 }  // namespace cake

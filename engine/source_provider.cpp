@@ -26,6 +26,10 @@ class BorrowedSource final : public KvSource {
   void submit(int chunk, std::byte* dst) override { inner_.submit(chunk, dst); }
   std::vector<ChunkRead> reap(bool wait) override { return inner_.reap(wait); }
   int outstanding() const override { return inner_.outstanding(); }
+  std::vector<LandedRange> take_landed() override { return inner_.take_landed(); }
+  bool reports_progress() const override { return inner_.reports_progress(); }
+  std::vector<ChunkRead> reap_progress(int64_t wait_ns) override { return inner_.reap_progress(wait_ns); }
+  HostResidentChunks* host_resident() override { return inner_.host_resident(); }
 
  private:
   KvSource& inner_;

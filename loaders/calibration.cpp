@@ -7,15 +7,22 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/hash.hpp"
 #include "common/splitmix.hpp"
+#include "common/units.hpp"
 #include "loaders/aligned_buffer.hpp"
+#include "loaders/load_pipeline.hpp"
 #include "loaders/mem_source.hpp"
 #include "loaders/store_file.hpp"
+
+#if defined(CAKE_HAVE_CUDA)
+#include "common/cuda_raii.hpp"
+#endif
 
 namespace cake {
 namespace {
@@ -25,50 +32,41 @@ constexpr int kKvHeads = 8;
 constexpr int kHeadDim = 128;
 constexpr int32_t kChunkTokens = 2048;  // 2 * 8 * 128 * 4 B * 2048 = 16 MiB per chunk
 
-// The staging buffers are made and registered before the clock starts, as the load pipeline
-// does at construction; open() (which also starts the throttle) is the first timed step.
-LoadMeasurement measure(KvSource& source, const StoreKey& key, uint64_t slot_bytes, int staging_slots) {
+// The pipeline (staging, checksum workers) is made before the clock starts, as the engine does;
+// its run() opens the source (which starts the throttle): the first timed step.
+LoadMeasurement measure(KvSource& source, const StoreHeader& header, const CalibrationCache* cache, int staging_slots,
+                        size_t chunk_limit) {
   if (staging_slots < 1) throw UsageError(cat("staging slots ", staging_slots, " < 1"));
+  std::unique_ptr<CalibrationCache> own_cache;
+  if (!cache) {
+    own_cache = std::make_unique<CalibrationCache>(header, MemoryKind::host);
+    cache = own_cache.get();
+  }
   LoadMeasurement m;
-  std::vector<AlignedBuffer> buffers;
-  std::vector<std::span<std::byte>> spans;
-  for (int i = 0; i < staging_slots; ++i) {
-    buffers.emplace_back(slot_bytes);
-    buffers.back().zero();  // fault the pages in before the clock, as the load pipeline does
-    spans.push_back(buffers.back().span());
-  }
-  source.register_buffers(spans);
-  const int64_t start_ns = now_ns();
-  const StoreHeader& header = source.open(key);
-  m.source_description = source.describe();
-  if (header.max_padded_chunk_bytes() > slot_bytes)
-    throw Error(cat("store chunks of ", header.max_padded_chunk_bytes(), " bytes do not fit ", slot_bytes, "-byte slots"));
-  std::vector<int> free_slots;
-  for (int i = staging_slots; i-- > 0;) free_slots.push_back(i);
-  std::vector<int> slot_of(header.chunks.size(), -1);
+  LoadPipeline pipeline(source, cache->view(), header.key.chunk_tokens, {.staging_slots = staging_slots});
+  const size_t limit = chunk_limit == 0 ? header.chunks.size() : std::min(chunk_limit, header.chunks.size());
   size_t next = 0;
+  const int64_t start_ns = now_ns();
   int64_t last_ns = start_ns;
-  while (next < header.chunks.size() || source.outstanding() > 0) {
-    while (next < header.chunks.size() && !free_slots.empty()) {
-      slot_of[next] = free_slots.back();
-      free_slots.pop_back();
-      source.submit(static_cast<int>(next), buffers[static_cast<size_t>(slot_of[next])].data());
-      ++next;
-    }
-    for (const ChunkRead& r : source.reap(true)) {
-      ++m.chunks;
-      if (r.ok) {
-        m.bytes += r.bytes;
-      } else {
-        ++m.failed_chunks;
-        if (m.first_error.empty()) m.first_error = r.error;
-      }
-      last_ns = std::max(last_ns, r.complete_ns);
-      free_slots.push_back(slot_of[static_cast<size_t>(r.chunk)]);
-    }
-  }
+  pipeline.run(
+      header.key,
+      [&]() -> std::optional<int> {
+        if (next >= limit) return std::nullopt;
+        return static_cast<int>(next++);
+      },
+      [&](const LoadedChunk& c) {
+        ++m.chunks;
+        if (c.ok) {
+          m.bytes += c.bytes;
+        } else {
+          ++m.failed_chunks;
+          if (m.first_error.empty()) m.first_error = c.error;
+        }
+        last_ns = std::max(last_ns, now_ns());
+      });
+  if (!pipeline.open_error().empty() && m.first_error.empty()) m.first_error = pipeline.open_error();
   m.seconds = ns_to_s(last_ns - start_ns);
-  source.register_buffers({});
+  m.source_description = pipeline.source_description();
   return m;
 }
 
@@ -124,19 +122,152 @@ CalibrationStore ensure_calibration_store(const std::string& dir, uint64_t paylo
 }
 
 LoadMeasurement measure_file_load(const std::string& path, const StoreHeader& header, const FileSourceOptions& options,
-                                  Throttle* throttle, int staging_slots) {
+                                  Throttle* throttle, int staging_slots, const CalibrationCache* cache,
+                                  size_t chunk_limit) {
   FileSource source(path, options, throttle);
-  LoadMeasurement m = measure(source, header.key, header.max_padded_chunk_bytes(), staging_slots);
+  LoadMeasurement m = measure(source, header, cache, staging_slots, chunk_limit);
   m.o_direct = source.o_direct();
   m.o_direct_detail = source.o_direct_detail();
   return m;
 }
 
 LoadMeasurement measure_mem_load(const std::string& path, const StoreHeader& header, uint64_t request_bytes,
-                                 Throttle* throttle, int staging_slots) {
+                                 Throttle* throttle, int staging_slots, const CalibrationCache* cache,
+                                 size_t chunk_limit) {
   MemSource source(path, {.request_bytes = request_bytes}, throttle);
-  LoadMeasurement m = measure(source, header.key, header.max_padded_chunk_bytes(), staging_slots);
+  LoadMeasurement m = measure(source, header, cache, staging_slots, chunk_limit);
   m.o_direct_detail = "memory source: no storage";
+  return m;
+}
+
+CalibrationCache::CalibrationCache(const StoreHeader& h, MemoryKind memory) {
+  view_.memory = memory;
+  view_.dtype = h.key.dtype;
+  view_.layers = h.layers;
+  view_.kv_heads = h.kv_heads;
+  view_.head_dim = h.head_dim;
+  view_.capacity_tokens = h.key.token_count;
+  const size_t tensor_bytes = view_.segment_bytes(view_.capacity_tokens);
+  std::vector<std::byte*> bases;
+  if (memory == MemoryKind::host) {
+    auto buffer = std::make_shared<AlignedBuffer>(tensor_bytes * 2 * static_cast<size_t>(h.layers));
+    buffer->zero();  // fault the pages in before any clock
+    for (int t = 0; t < 2 * h.layers; ++t) bases.push_back(buffer->data() + static_cast<size_t>(t) * tensor_bytes);
+    memory_ = buffer;
+  } else {
+#if defined(CAKE_HAVE_CUDA)
+    auto buffer = std::make_shared<cuda::DeviceBuffer>(tensor_bytes * 2 * static_cast<size_t>(h.layers), "the calibration KV cache");
+    for (int t = 0; t < 2 * h.layers; ++t)
+      bases.push_back(static_cast<std::byte*>(buffer->get()) + static_cast<size_t>(t) * tensor_bytes);
+    memory_ = buffer;
+#else
+    throw EnvironmentError("calibration: a GPU cache needs a CUDA build");
+#endif
+  }
+  for (int l = 0; l < h.layers; ++l) {
+    view_.k.push_back(bases[static_cast<size_t>(2 * l)]);
+    view_.v.push_back(bases[static_cast<size_t>(2 * l + 1)]);
+  }
+}
+
+bool calibration_gpu_available() {
+#if defined(CAKE_HAVE_CUDA)
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::optional<double> measure_pinned_h2d([[maybe_unused]] uint64_t bytes, [[maybe_unused]] int repeats) {
+#if defined(CAKE_HAVE_CUDA)
+  if (!calibration_gpu_available()) return std::nullopt;
+  cuda::PinnedBuffer host(bytes, "the pinned copy-rate probe");
+  std::memset(host.get(), 0x5A, bytes);
+  cuda::DeviceBuffer device(bytes, "the pinned copy-rate probe");
+  cuda::Stream stream("the copy-rate probe's stream");
+  cuda::Event begin;
+  cuda::Event end;
+  double best = 0;
+  for (int r = 0; r <= repeats; ++r) {  // the first copy warms up, untimed
+    begin.record(stream.get());
+    CAKE_CUDA(cudaMemcpyAsync(device.get(), host.get(), bytes, cudaMemcpyHostToDevice, stream.get()),
+              "the pinned copy-rate probe");
+    end.record(stream.get());
+    end.synchronize();
+    if (r == 0) continue;
+    const double seconds = end.elapsed_ms_since(begin) / 1e3;
+    if (seconds > 0) best = std::max(best, static_cast<double>(bytes) / seconds);
+  }
+  return best;
+#else
+  return std::nullopt;
+#endif
+}
+
+LoadMeasurement measure_mem_load(MemSource& source, const StoreHeader& header, Throttle* throttle, int staging_slots,
+                                 const CalibrationCache* cache, size_t chunk_limit) {
+  source.set_throttle(throttle);
+  LoadMeasurement m = measure(source, header, cache, staging_slots, chunk_limit);
+  m.o_direct_detail = "memory source: no storage";
+  return m;
+}
+
+ReaderMeasurement measure_plain_reader(const std::string& path, const StoreHeader& header, int threads,
+                                       uint64_t request_bytes) {
+  if (threads < 1) throw UsageError(cat("baseline reader: ", threads, " threads"));
+  if (request_bytes == 0 || request_bytes % kStoreAlignment != 0)
+    throw UsageError(cat("baseline reader: request size ", request_bytes, " is not a positive multiple of 4 KiB"));
+  ReaderMeasurement m;
+  m.threads = threads;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT));
+  m.o_direct = fd.valid();
+  if (!fd.valid()) fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) throw Error(cat("baseline reader: opening ", path, ": ", errno_text(errno)));
+  const uint64_t begin = header.chunks.front().offset;
+  const uint64_t end = header.chunks.back().offset + padded_bytes(header.chunks.back());
+  const uint64_t requests = (end - begin + request_bytes - 1) / request_bytes;
+  std::vector<AlignedBuffer> buffers;
+  for (int t = 0; t < threads; ++t) {
+    buffers.emplace_back(request_bytes);
+    buffers.back().zero();
+  }
+  std::vector<std::string> errors(static_cast<size_t>(threads));
+  std::vector<uint64_t> bytes(static_cast<size_t>(threads), 0);
+  const int64_t start_ns = now_ns();
+  {
+    std::vector<std::jthread> workers;
+    for (int t = 0; t < threads; ++t)
+      workers.emplace_back([&, t] {
+        for (uint64_t i = static_cast<uint64_t>(t); i < requests; i += static_cast<uint64_t>(threads)) {
+          const uint64_t at = begin + i * request_bytes;
+          const uint64_t want = std::min(request_bytes, end - at);
+          uint64_t got = 0;
+          while (got < want) {
+            const ssize_t n = ::pread(fd.get(), buffers[static_cast<size_t>(t)].data() + got, want - got,
+                                      static_cast<off_t>(at + got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+              errors[static_cast<size_t>(t)] = cat("reading ", want, " bytes at ", at, " of ", path, ": ",
+                                                   n == 0 ? "end of file" : errno_text(errno));
+              return;
+            }
+            got += static_cast<uint64_t>(n);
+          }
+          bytes[static_cast<size_t>(t)] += got;
+        }
+      });
+  }
+  m.seconds = ns_to_s(now_ns() - start_ns);
+  for (const std::string& e : errors)
+    if (!e.empty()) throw Error(cat("baseline reader: ", e));
+  for (uint64_t b : bytes) m.bytes += b;
+  m.detail = cat(threads, " threads, pread, ", m.o_direct ? "O_DIRECT" : "buffered (O_DIRECT refused)", ", ",
+                 format_bytes(request_bytes), " requests");
   return m;
 }
 

@@ -1,9 +1,15 @@
-// Calibration of the load lane alone: a synthetic store, and the time to read all of it through
-// a source (read + checksum, no upload), unthrottled or at a target rate.
+// Calibration of the load lane alone: a synthetic store, and the time to bring all of it into a
+// KV cache (host memory, or the GPU's) through the real LoadPipeline: read, checksum, upload,
+// unthrottled or at a target rate. Beside it, the ceilings: the pinned host-to-device copy rate
+// and a plain multi-threaded reader of the same file.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+
+#include "kernels/kv_cache.hpp"
 
 #include "loaders/file_source.hpp"
 #include "loaders/store_format.hpp"
@@ -36,14 +42,55 @@ struct LoadMeasurement {
   double bytes_per_sec() const { return seconds > 0 ? static_cast<double>(bytes) / seconds : 0; }
 };
 
-// Reads every chunk of the store, in order, through a FileSource into `staging_slots` host
-// buffers (registered before the clock, as the load pipeline does), checksums included; timed
-// from open() to the last chunk. `header` is the store's (for its key and the slot size). The
-// throttle may be null.
+// A KV cache shaped like a calibration store, in host memory or on the current GPU.
+class CalibrationCache {
+ public:
+  CalibrationCache(const StoreHeader& header, MemoryKind memory);
+  const KvCacheView& view() const { return view_; }
+
+ private:
+  KvCacheView view_;
+  std::shared_ptr<void> memory_;
+};
+
+// Whether a GPU is usable by this build (CUDA built in and a device present).
+bool calibration_gpu_available();
+
+// Loads the first `chunk_limit` chunks (0: all) of the store, in order, through a FileSource and
+// the LoadPipeline (`staging_slots` chunks in flight) into `cache` (nullptr: a host cache made
+// here, untimed); checksums included; timed from open() to the last chunk resident. `header`
+// is the store's. The throttle may be null.
 LoadMeasurement measure_file_load(const std::string& path, const StoreHeader& header, const FileSourceOptions& options,
-                                  Throttle* throttle, int staging_slots = 4);
-// The same through a MemSource (the store held in RAM): the throttle alone, no storage.
+                                  Throttle* throttle, int staging_slots = 4, const CalibrationCache* cache = nullptr,
+                                  size_t chunk_limit = 0);
+// The same through a MemSource (the store held in RAM, page-locked where CUDA allows, copied
+// straight into the cache): the throttle and the copy alone, no storage.
 LoadMeasurement measure_mem_load(const std::string& path, const StoreHeader& header, uint64_t request_bytes,
-                                 Throttle* throttle, int staging_slots = 4);
+                                 Throttle* throttle, int staging_slots = 4, const CalibrationCache* cache = nullptr,
+                                 size_t chunk_limit = 0);
+
+class MemSource;
+// The same through a memory source made once (the store read and page-locked once); the source's
+// throttle is replaced by `throttle` for this load.
+LoadMeasurement measure_mem_load(MemSource& source, const StoreHeader& header, Throttle* throttle, int staging_slots,
+                                 const CalibrationCache* cache, size_t chunk_limit);
+
+// The pinned host-to-device copy rate (cudaMemcpyAsync from cudaHostAlloc memory, `bytes` per
+// copy, the best of `repeats`), bytes/s; nullopt without a GPU.
+std::optional<double> measure_pinned_h2d(uint64_t bytes, int repeats = 5);
+
+struct ReaderMeasurement {
+  uint64_t bytes = 0;
+  double seconds = 0;
+  int threads = 0;
+  bool o_direct = false;
+  std::string detail;  // "8 threads, pread, O_DIRECT, 1 MiB requests"
+  double bytes_per_sec() const { return seconds > 0 ? static_cast<double>(bytes) / seconds : 0; }
+};
+// A plain baseline reader: `threads` threads pread() the store's payload range in
+// `request_bytes` requests (request i by thread i % threads) into host buffers, O_DIRECT when the
+// filesystem allows it; no checksum, no upload. Throws cake::Error on a failed read.
+ReaderMeasurement measure_plain_reader(const std::string& path, const StoreHeader& header, int threads,
+                                       uint64_t request_bytes);
 
 }  // namespace cake

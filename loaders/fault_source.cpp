@@ -24,15 +24,35 @@ const StoreHeader& FaultInjectingSource::open(const StoreKey& expected) {
   return inner_->open(expected);
 }
 
+HostResidentChunks* FaultInjectingSource::host_resident() {
+  resident_ = inner_->host_resident();
+  return resident_ ? this : nullptr;
+}
+
+std::string FaultInjectingSource::forced_failure(int chunk) const {
+  if (!failing_chunks_.contains(chunk)) return resident_->forced_failure(chunk);
+  return cat(reason_, " in chunk ", chunk, " of ", inner_->describe());
+}
+
 std::vector<ChunkRead> FaultInjectingSource::reap(bool wait) {
   std::vector<ChunkRead> done = inner_->reap(wait);
+  fail_chosen(done);
+  return done;
+}
+
+std::vector<ChunkRead> FaultInjectingSource::reap_progress(int64_t wait_ns) {
+  std::vector<ChunkRead> done = inner_->reap_progress(wait_ns);
+  fail_chosen(done);
+  return done;
+}
+
+void FaultInjectingSource::fail_chosen(std::vector<ChunkRead>& done) const {
   for (ChunkRead& r : done) {
     if (!r.ok || !failing_chunks_.contains(r.chunk)) continue;
     r.ok = false;
     r.bytes = 0;
     r.error = cat(reason_, " in chunk ", r.chunk, " of ", inner_->describe());
   }
-  return done;
 }
 
 }  // namespace cake

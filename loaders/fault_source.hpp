@@ -11,7 +11,7 @@
 
 namespace cake {
 
-class FaultInjectingSource : public KvSource {
+class FaultInjectingSource : public KvSource, private HostResidentChunks {
  public:
   // Chunks in `failing_chunks` are read for real (same timing) and then reported failed with
   // "<reason> in chunk <i> of <inner describe()>".
@@ -26,10 +26,24 @@ class FaultInjectingSource : public KvSource {
   void submit(int chunk, std::byte* dst) override { inner_->submit(chunk, dst); }
   std::vector<ChunkRead> reap(bool wait) override;
   int outstanding() const override { return inner_->outstanding(); }
+  std::vector<LandedRange> take_landed() override { return inner_->take_landed(); }
+  bool reports_progress() const override { return inner_->reports_progress(); }
+  std::vector<ChunkRead> reap_progress(int64_t wait_ns) override;
+  // The inner source's resident payloads, with the failing chunks failed by forced_failure().
+  HostResidentChunks* host_resident() override;
 
   KvSource& inner() { return *inner_; }
 
  private:
+  const std::byte* payload(int chunk) const override { return resident_->payload(chunk); }
+  bool page_locked() const override { return resident_->page_locked(); }
+  Throttle* throttle() const override { return resident_->throttle(); }
+  uint64_t piece_bytes() const override { return resident_->piece_bytes(); }
+  std::string location() const override { return resident_->location(); }
+  std::string forced_failure(int chunk) const override;
+  void fail_chosen(std::vector<ChunkRead>& done) const;
+
+  HostResidentChunks* resident_ = nullptr;
   std::unique_ptr<KvSource> inner_;
   std::set<int> failing_chunks_;
   std::string reason_;

@@ -4,6 +4,8 @@
 #include "loaders/file_source.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -29,11 +31,18 @@ FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* th
   } catch (const Error& e) {
     throw EnvironmentError(cat("file source for ", path_, " needs io_uring: ", e.what()));
   }
+  const int readers = options_.reader_threads > 0 ? options_.reader_threads : ChecksumPool::default_workers();
+  if (readers > 64) throw UsageError(cat("reader threads ", readers, " out of range (1 to 64)"));
+  if (options_.async_copies && readers > 1) crew_ = std::make_unique<ReaderCrew>(readers);
+  checksums_ = std::make_unique<ChecksumPool>(options_.checksum_workers > 0 ? options_.checksum_workers
+                                                                            : ChecksumPool::default_workers());
   slots_.resize(static_cast<size_t>(options_.queue_depth));
   for (size_t i = slots_.size(); i-- > 0;) free_slots_.push_back(i);
 }
 
 FileSource::~FileSource() {
+  crew_.reset();  // finishes the reads it holds (into caller buffers) and joins its threads
+  if (threaded_) in_flight_ = 0;  // those were the reads in flight; the ring holds none
   // The kernel may still be writing into caller buffers: wait for every read before they go.
   while (in_flight_ > 0) {
     io_uring_cqe* cqe = nullptr;
@@ -43,15 +52,19 @@ FileSource::~FileSource() {
     io_uring_cqe_seen(ring_->get(), cqe);
     --in_flight_;
   }
+  checksums_.reset();  // joins the workers after their last piece, while the buffers still exist
 }
 
 std::string FileSource::describe() const {
   std::string io;
   if (!opened_) io = options_.o_direct ? "O_DIRECT requested" : "buffered (O_DIRECT off)";
   else io = o_direct_ ? "O_DIRECT" : cat("buffered: ", o_direct_detail_);
+  if (opened_ && threaded_) io += cat(", ", crew_->threads(), " reader threads with a ring each (", async_detail_, ")");
+  else if (opened_ && async_) io += cat(", on io_uring workers (", async_detail_, ")");
   return cat("file:", path_, " (io_uring, ", io, ", ",
-             fixed_buffers_ ? "fixed buffers" : cat("plain buffers: ", fixed_buffers_detail_), ", qd ",
-             options_.queue_depth, ", ", format_bytes(options_.request_bytes), " requests, throttle ",
+             threaded_ ? "plain buffers" : fixed_buffers_ ? "fixed buffers" : cat("plain buffers: ", fixed_buffers_detail_), ", qd ",
+             options_.queue_depth, ", ", format_bytes(options_.request_bytes), " requests, ", checksums_->workers(),
+             " checksum workers, throttle ",
              throttle_ ? throttle_->describe() : "none", ")");
 }
 
@@ -88,10 +101,22 @@ const StoreHeader& FileSource::open(const StoreKey& expected) {
     fd_.reset();  // a store that cannot be used is not kept open
     throw;
   }
+  // A read that the kernel serves by copying (page cache, or tmpfs/ramfs whose "disk" is memory)
+  // runs inline on the submitting thread unless punted to io_uring's workers.
+  async_ = false;
+  if (options_.async_copies) {
+    struct statfs fs{};
+    const bool memory_fs = ::fstatfs(fd_.get(), &fs) == 0 &&
+                           (fs.f_type == TMPFS_MAGIC || fs.f_type == static_cast<decltype(fs.f_type)>(RAMFS_MAGIC));
+    async_ = !o_direct_ || memory_fs;
+    async_detail_ = memory_fs ? "memory filesystem: reads are CPU copies" : "buffered reads are CPU copies";
+  }
+  threaded_ = async_ && crew_ != nullptr;
   chunks_.assign(header_.chunks.size(), ChunkState{});
   issue_queue_.clear();
   retry_queue_.clear();
   booked_.clear();
+  landed_.clear();
   opened_ = true;
   return header_;
 }
@@ -138,6 +163,7 @@ void FileSource::submit(int chunk, std::byte* dst) {
   s.active = true;
   s.dst = dst;
   s.read_bytes = padded_bytes(header_.chunks[static_cast<size_t>(chunk)]);
+  s.sums.reset(header_.chunks[static_cast<size_t>(chunk)].bytes);
   if (fixed_buffers_) {
     for (size_t i = 0; i < registered_.size(); ++i) {
       std::byte* begin = registered_[i].data();
@@ -172,6 +198,8 @@ bool FileSource::prep_read(const Request& r, bool fresh) {
   else
     io_uring_prep_read(sqe, fd_.get(), dst, static_cast<unsigned>(r.bytes), file_offset);
   io_uring_sqe_set_data64(sqe, slot);
+  // A buffered read is a CPU copy; inline it would run on this one thread.
+  if (async_) io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
   ++in_flight_;
   ++s.in_flight;
   if (fresh && s.record.first_byte_ns == 0) s.record.first_byte_ns = now_ns();
@@ -182,7 +210,7 @@ void FileSource::issue_ready(int64_t now) {
   const int qd = options_.queue_depth;
   int prepped = 0;
   // Remainders of short reads first: they were paid for with their request.
-  while (!retry_queue_.empty() && in_flight_ < qd && prep_read(retry_queue_.front(), false)) {
+  while (!retry_queue_.empty() && in_flight_ < qd && !threaded_ && prep_read(retry_queue_.front(), false)) {
     --chunks_[static_cast<size_t>(retry_queue_.front().chunk)].retries_queued;
     retry_queue_.pop_front();
     ++prepped;
@@ -210,10 +238,11 @@ void FileSource::issue_ready(int64_t now) {
       if (booked_.front().ready_ns > now) break;
     }
     const Request r = booked_.front().request;
-    if (!prep_read(r, true)) break;
+    if (threaded_) post_read(r);
+    else if (!prep_read(r, true)) break;
     --chunks_[static_cast<size_t>(r.chunk)].booked;
     booked_.pop_front();
-    ++prepped;
+    if (!threaded_) ++prepped;  // the crew submits its own reads
   }
   while (prepped > 0) {
     const int ret = io_uring_submit(ring_->get());
@@ -236,28 +265,43 @@ void FileSource::fail_chunk(ChunkState& s, std::string error) {
   s.booked = 0;
 }
 
-void FileSource::hash_landed(ChunkState& s, uint64_t begin, uint64_t end) {
+void FileSource::landed(ChunkState& s, uint64_t begin, uint64_t end) {
   const uint64_t payload = header_.chunks[static_cast<size_t>(s.record.chunk)].bytes;
-  s.landed.emplace(begin, end);
-  while (!s.landed.empty() && s.landed.begin()->first == s.hashed_bytes) {
-    const uint64_t to = s.landed.begin()->second;
-    s.landed.erase(s.landed.begin());
-    if (s.hashed_bytes < payload)
-      s.crc = crc32c(s.dst + s.hashed_bytes, std::min(to, payload) - s.hashed_bytes, s.crc);  // padding is not hashed
-    s.hashed_bytes = to;
+  end = std::min(end, payload);  // the alignment padding is neither hashed nor uploaded
+  if (begin >= end) return;
+  landed_.push_back({s.record.chunk, begin, end - begin});
+  checksums_->post(s.record.chunk, begin, s.dst + begin, end - begin);
+  ++s.checksums_pending;
+}
+
+std::vector<LandedRange> FileSource::take_landed() {
+  std::vector<LandedRange> out;
+  out.swap(landed_);
+  return out;
+}
+
+bool FileSource::collect_checksums(int64_t wait_ns, std::vector<ChunkRead>& done) {
+  const std::vector<PieceCrc> pieces = checksums_->take(wait_ns);
+  for (const PieceCrc& p : pieces) {
+    ChunkState& s = chunks_[static_cast<size_t>(p.chunk)];
+    --s.checksums_pending;
+    s.sums.add(p);
+    finish_if_complete(s, done);
   }
+  return !pieces.empty();
 }
 
 void FileSource::finish_if_complete(ChunkState& s, std::vector<ChunkRead>& done) {
-  if (s.in_flight > 0 || s.retries_queued > 0 || s.booked > 0) return;
+  if (!s.active || s.in_flight > 0 || s.retries_queued > 0 || s.booked > 0 || s.checksums_pending > 0) return;
   if (!s.failed && s.done_bytes < s.read_bytes) return;
   const ChunkEntry& entry = header_.chunks[static_cast<size_t>(s.record.chunk)];
   if (!s.failed) {
-    if (s.hashed_bytes != s.read_bytes)
-      throw Error(cat("file source ", path_, ": chunk ", s.record.chunk, " complete with ", s.hashed_bytes, " of ",
-                      s.read_bytes, " bytes hashed"));
-    if (std::string problem = checksum_problem(entry, s.crc, s.record.chunk, path_); !problem.empty())
-      fail_chunk(s, std::move(problem));
+    std::string problem;
+    const uint32_t crc = s.sums.combined(problem);
+    if (!problem.empty())
+      throw Error(cat("file source ", path_, ": chunk ", s.record.chunk, " complete but its ", problem));
+    problem = checksum_problem(entry, crc, s.record.chunk, path_);
+    if (!problem.empty()) fail_chunk(s, std::move(problem));
   }
   s.record.ok = !s.failed;
   s.record.bytes = s.failed ? 0 : entry.bytes;
@@ -292,7 +336,7 @@ void FileSource::handle_completion(uint64_t slot, int res, std::vector<ChunkRead
   } else {
     const auto got = static_cast<uint64_t>(res);
     s.done_bytes += got;
-    hash_landed(s, r.offset, r.offset + got);
+    landed(s, r.offset, r.offset + got);
     if (got < r.bytes) {
       retry_queue_.push_back({r.chunk, r.offset + got, r.bytes - got});
       ++s.retries_queued;
@@ -313,13 +357,123 @@ void FileSource::drain_completions(std::vector<ChunkRead>& done) {
   io_uring_cq_advance(ring, seen);
 }
 
+void FileSource::post_read(const Request& r) {
+  ChunkState& s = chunks_[static_cast<size_t>(r.chunk)];
+  const ChunkEntry& entry = header_.chunks[static_cast<size_t>(r.chunk)];
+  ReadJob job;
+  job.fd = fd_.get();
+  job.o_direct = o_direct_;
+  job.chunk = r.chunk;
+  job.offset = r.offset;
+  job.bytes = r.bytes;
+  job.file_offset = entry.offset + r.offset;
+  job.dst = s.dst + r.offset;
+  job.payload_bytes = entry.bytes;
+  ++in_flight_;
+  ++s.in_flight;
+  if (s.record.first_byte_ns == 0) s.record.first_byte_ns = now_ns();
+  crew_->post(job);
+}
+
+void FileSource::handle_read_done(const ReadDone& d, std::vector<ChunkRead>& done) {
+  ChunkState& s = chunks_[static_cast<size_t>(d.job.chunk)];
+  --in_flight_;
+  --s.in_flight;
+  if (s.failed) {
+    // the reason already given stands; this read only had to finish before the buffer is released
+  } else if (d.error != 0) {
+    fail_chunk(s, cat("reading chunk ", d.job.chunk, " of ", path_, " (", d.job.bytes, " bytes at file offset ",
+                      d.job.file_offset, "): ", errno_text(d.error)));
+  } else if (d.truncated) {
+    fail_chunk(s, cat("reading chunk ", d.job.chunk, " of ", path_, ": the file ends at byte ",
+                      d.job.file_offset + d.bytes_read, ", inside the chunk (truncated store)"));
+  } else {
+    s.done_bytes += d.bytes_read;
+    if (d.hashed_bytes > 0) {
+      s.sums.add({d.job.chunk, d.job.offset, d.hashed_bytes, d.crc});
+      landed_.push_back({d.job.chunk, d.job.offset, d.hashed_bytes});
+    }
+  }
+  finish_if_complete(s, done);
+}
+
+std::vector<ChunkRead> FileSource::reap_threaded(bool wait) {
+  std::vector<ChunkRead> done;
+  for (;;) {
+    for (const ReadDone& d : crew_->take(0)) handle_read_done(d, done);
+    issue_ready(now_ns());
+    if (!done.empty() || !wait || outstanding_chunks_ == 0) return done;
+    int64_t wait_ns = 1'000'000;
+    if (!booked_.empty() && in_flight_ < options_.queue_depth) {
+      // Waiting on the throttle: for the next booking to come due, or a read, whichever is first.
+      const int64_t due_ns = booked_.front().ready_ns;
+      wait_ns = due_ns - now_ns();
+      if (wait_ns <= 0) continue;
+      if (in_flight_ == 0 || wait_ns < 100'000) {
+        sleep_until_ns(due_ns);  // precise: a condition variable wakes tens of microseconds late
+        continue;
+      }
+    } else if (in_flight_ == 0) {
+      throw Error(cat("file source ", path_, ": ", outstanding_chunks_, " chunks outstanding but nothing in flight"));
+    }
+    for (const ReadDone& d : crew_->take(wait_ns)) handle_read_done(d, done);
+  }
+}
+
+std::vector<ChunkRead> FileSource::reap_progress(int64_t wait_ns) {
+  const int64_t deadline_ns = now_ns() + std::max<int64_t>(wait_ns, 0);
+  std::vector<ChunkRead> done;
+  for (;;) {
+    if (threaded_) {
+      for (const ReadDone& d : crew_->take(0)) handle_read_done(d, done);
+    } else {
+      drain_completions(done);
+      collect_checksums(0, done);
+    }
+    issue_ready(now_ns());
+    if (!done.empty() || !landed_.empty() || outstanding_chunks_ == 0) return done;
+    const int64_t now = now_ns();
+    if (now >= deadline_ns) return done;
+    int64_t until_ns = deadline_ns;
+    if (!booked_.empty() && in_flight_ < options_.queue_depth) until_ns = std::min(until_ns, booked_.front().ready_ns);
+    const int64_t wait = until_ns - now;
+    if (wait <= 0) continue;
+    if (threaded_) {
+      if (in_flight_ > 0 && wait >= 100'000) {
+        for (const ReadDone& d : crew_->take(wait)) handle_read_done(d, done);
+      } else {
+        sleep_until_ns(std::min(until_ns, now + 100'000));  // precise for a throttle time
+      }
+    } else if (checksums_->pending() > 0) {
+      collect_checksums(std::min<int64_t>(wait, 20'000), done);
+    } else if (in_flight_ > 0) {
+      io_uring_cqe* cqe = nullptr;
+      __kernel_timespec ts{};
+      ts.tv_sec = wait / 1'000'000'000;
+      ts.tv_nsec = wait % 1'000'000'000;
+      const int ret = io_uring_wait_cqe_timeout(ring_->get(), &cqe, &ts);
+      if (ret != -ETIME && ret != -EINTR) check_neg_errno(ret, cat("waiting for reads of ", path_));
+    } else {
+      sleep_until_ns(until_ns);
+    }
+  }
+}
+
 std::vector<ChunkRead> FileSource::reap(bool wait) {
+  if (threaded_) return reap_threaded(wait);
   std::vector<ChunkRead> done;
   for (;;) {
     drain_completions(done);
+    collect_checksums(0, done);
     issue_ready(now_ns());  // completions freed queue slots and may have queued remainders
     if (!done.empty()) return done;
     if (!wait || outstanding_chunks_ == 0) return done;
+    if (checksums_->pending() > 0) {
+      // Reads may still land meanwhile: wait on the checksums briefly, then look at the ring.
+      if (in_flight_ == 0 && booked_.empty()) collect_checksums(1'000'000, done);
+      else collect_checksums(20'000, done);
+      continue;
+    }
     io_uring_cqe* cqe = nullptr;
     if (!booked_.empty() && in_flight_ < options_.queue_depth) {
       // Waiting on the throttle: for the next booking to come due, or a completion, whichever is first.

@@ -1,6 +1,11 @@
 // Chunks from a store file: io_uring reads into registered (fixed) buffers, O_DIRECT when the
-// filesystem allows it, each chunk split into request-size reads, throttled per request,
-// checksummed on completion.
+// filesystem allows it, each chunk split into request-size reads, throttled per request. Each
+// landed read is announced at once (take_landed, so it can be uploaded while the next ones are
+// read) and checksummed on worker threads; a chunk completes when its pieces' checksums joined
+// match the stored one. Reads that are CPU copies (buffered, or from tmpfs/ramfs even with
+// O_DIRECT) leave the caller's thread, so the kernel's copies run on several cores at once:
+// they go to reader threads with a ring each, which checksum each piece while it is in their
+// cache (ReaderCrew), or, with one reader thread, to io_uring's workers (IOSQE_ASYNC).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +18,8 @@
 
 #include "common/fd.hpp"
 #include "common/uring.hpp"
+#include "loaders/checksum_pool.hpp"
+#include "loaders/reader_crew.hpp"
 #include "loaders/kv_source.hpp"
 #include "loaders/throttle.hpp"
 
@@ -22,6 +29,10 @@ struct FileSourceOptions {
   int queue_depth = 16;                 // reads in flight at once
   uint64_t request_bytes = 1ull << 20;  // one read; a multiple of 4 KiB
   bool o_direct = true;                 // bypass the page cache (falls back, and says so, if refused)
+  bool async_copies = true;             // reads that are CPU copies (buffered, tmpfs) leave the caller's thread:
+  int reader_threads = 0;               //   to this many reader threads, each with its own ring (0: half the
+                                        //   cores, 1 to 8); 1: to io_uring's workers (IOSQE_ASYNC)
+  int checksum_workers = 0;             // 0: ChecksumPool::default_workers()
 };
 
 class FileSource : public KvSource {
@@ -39,6 +50,9 @@ class FileSource : public KvSource {
   void submit(int chunk, std::byte* dst) override;
   std::vector<ChunkRead> reap(bool wait) override;
   int outstanding() const override { return outstanding_chunks_; }
+  std::vector<LandedRange> take_landed() override;
+  bool reports_progress() const override { return true; }
+  std::vector<ChunkRead> reap_progress(int64_t wait_ns) override;
 
   // After open(): whether reads really bypass the page cache, and if not, why.
   bool o_direct() const { return o_direct_; }
@@ -60,11 +74,9 @@ class FileSource : public KvSource {
     int booked = 0;             // requests waiting for their throttle time
     int in_flight = 0;          // requests in the ring
     int retries_queued = 0;     // remainders of short reads waiting to be issued
-    // The checksum runs over the payload as its reads land, in file order, so a chunk is
-    // verified the moment its last read completes instead of in one burst afterwards.
-    uint64_t hashed_bytes = 0;
-    uint32_t crc = 0;
-    std::map<uint64_t, uint64_t> landed;  // completed ranges [first, second) past hashed_bytes
+    // Each landed read's payload bytes are checksummed on the pool as soon as they land.
+    PieceChecksums sums;
+    int checksums_pending = 0;  // posted to the pool, not back yet (the buffer is still read)
     ChunkRead record;
   };
   struct Request {
@@ -82,7 +94,11 @@ class FileSource : public KvSource {
   void handle_completion(uint64_t slot, int res, std::vector<ChunkRead>& done);
   void fail_chunk(ChunkState& state, std::string error);
   void finish_if_complete(ChunkState& state, std::vector<ChunkRead>& done);
-  void hash_landed(ChunkState& state, uint64_t begin, uint64_t end);
+  void landed(ChunkState& state, uint64_t begin, uint64_t end);
+  bool collect_checksums(int64_t wait_ns, std::vector<ChunkRead>& done);
+  void post_read(const Request& request);
+  void handle_read_done(const ReadDone& d, std::vector<ChunkRead>& done);
+  std::vector<ChunkRead> reap_threaded(bool wait);
   void drain_completions(std::vector<ChunkRead>& done);
   void unregister();
 
@@ -96,6 +112,8 @@ class FileSource : public KvSource {
   bool o_direct_ = false;
   std::string o_direct_detail_ = "not opened yet";
   bool fixed_buffers_ = false;
+  bool async_ = false;                 // reads flagged IOSQE_ASYNC (after open())
+  std::string async_detail_;
   std::string fixed_buffers_detail_ = "no buffers registered";
   std::vector<std::span<std::byte>> registered_;
 
@@ -107,6 +125,10 @@ class FileSource : public KvSource {
   std::deque<Request> retry_queue_;    // remainders of short reads; already paid for
   std::vector<Request> slots_;         // user_data indexes these; chunk == -1 when free
   std::vector<uint64_t> free_slots_;
+  std::unique_ptr<ChecksumPool> checksums_;
+  std::unique_ptr<ReaderCrew> crew_;   // made when reader_threads > 1 allows it; used when threaded_
+  bool threaded_ = false;              // after open(): reads go to the crew
+  std::vector<LandedRange> landed_;    // since the last take_landed()
   int in_flight_ = 0;
   int outstanding_chunks_ = 0;
 };

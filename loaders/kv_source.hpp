@@ -23,6 +23,38 @@ struct ChunkRead {
   int64_t complete_ns = 0;      // when the whole payload was in the buffer and its checksum checked
 };
 
+// Part of a chunk's payload that has landed in the buffer given to submit(), before the whole
+// chunk is done: the pipeline may upload it at once (piece k copied while k+1.. are read).
+struct LandedRange {
+  int chunk = -1;
+  uint64_t offset = 0;  // within the payload
+  uint64_t bytes = 0;
+};
+
+class Throttle;
+
+// A source whose payloads already sit in host memory (page-locked where CUDA allows): the load
+// pipeline copies them straight into the KV cache, paced by the source's throttle, and checks
+// their checksums itself (on worker threads), so no byte is copied twice.
+class HostResidentChunks {
+ public:
+  virtual ~HostResidentChunks() = default;
+  // The payload of `chunk` (header().chunks[chunk].bytes long); valid while the source lives.
+  virtual const std::byte* payload(int chunk) const = 0;
+  virtual bool page_locked() const = 0;
+  // May be null (unlimited). Pieces are booked with it in copy order.
+  virtual Throttle* throttle() const = 0;
+  // Bytes of one paced piece (a copy never spans a KV segment either).
+  virtual uint64_t piece_bytes() const = 0;
+  // Where the payloads came from, for error messages ("/dev/shm/cake/ab.kvstore").
+  virtual std::string location() const = 0;
+  // A reason to report `chunk` failed although its bytes are intact (fault injection); empty otherwise.
+  virtual std::string forced_failure(int chunk) const {
+    (void)chunk;
+    return {};
+  }
+};
+
 class KvSource {
  public:
   virtual ~KvSource() = default;
@@ -42,6 +74,21 @@ class KvSource {
   // finishes if any is outstanding.
   virtual std::vector<ChunkRead> reap(bool wait) = 0;
   virtual int outstanding() const = 0;
+  // Ranges landed since the last call (of chunks still outstanding or just reaped); sources that
+  // cannot tell return none, and their chunks are uploaded whole once reaped.
+  virtual std::vector<LandedRange> take_landed() { return {}; }
+  // Sources that announce landed ranges also say when anything moved: reap_progress() returns
+  // the chunks finished (maybe none) as soon as a chunk finishes or a range lands (take_landed()
+  // then has it), or after wait_ns, so the caller can upload pieces while the rest is read
+  // instead of waiting in reap(true) for a whole chunk.
+  virtual bool reports_progress() const { return false; }
+  virtual std::vector<ChunkRead> reap_progress(int64_t wait_ns) {
+    (void)wait_ns;
+    return reap(false);
+  }
+  // Non-null when the payloads are in host memory already (see HostResidentChunks); valid after
+  // a successful open(). submit()/reap() keep working for callers that want a copy.
+  virtual HostResidentChunks* host_resident() { return nullptr; }
 };
 
 }  // namespace cake

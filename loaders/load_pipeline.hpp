@@ -1,7 +1,15 @@
-// The load lane's machinery: a KvSource reads chunk payloads into a ring of pinned staging
-// buffers; completed chunks are uploaded into the KV cache (cudaMemcpyAsync on a copy stream
-// of its own for a device cache, memcpy for a host cache); a staging slot is reused only after
-// its upload finished (CUDA event). The engine decides WHICH chunk comes next through `claim`.
+// The load lane's machinery. The engine decides WHICH chunk comes next through `claim`.
+// - Staged sources (file, tcp): the source reads chunk payloads into a ring of pinned staging
+//   buffers; each range is uploaded into the KV cache as soon as the source says it landed
+//   (cudaMemcpyAsync on a copy stream of its own for a device cache, memcpy for a host cache),
+//   so copies overlap the reads still in flight; a slot is reused only after its uploads
+//   finished (CUDA event).
+// - Host-resident sources (mem, HostResidentChunks): no staging; the payload is copied straight
+//   from the source's page-locked memory, piece by piece as its throttle allows, while worker
+//   threads checksum the same pieces.
+// Either way a chunk is reported resident only once its bytes are in the cache AND its checksum
+// matched; a failed chunk is reported only after its copies finished (the engine recomputes it
+// into the same place).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +38,7 @@ struct LoadedChunk {
 
 struct LoadPipelineOptions {
   int staging_slots = 4;     // chunks in flight (read or upload) at once
+  int checksum_workers = 0;  // host-resident sources: checksum threads; 0: ChecksumPool::default_workers()
 };
 
 class LoadPipeline {
@@ -68,6 +77,7 @@ class LoadPipeline {
   // Bytes of one staging slot: the largest chunk payload, rounded up to 4 KiB.
   uint64_t slot_bytes() const;
   bool pinned_staging() const;              // page-locked (cudaHostAlloc) staging buffers
+  bool direct() const;                      // the last run copied straight from a host-resident source
 
  private:
   struct Impl;

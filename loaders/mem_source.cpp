@@ -15,6 +15,10 @@
 #include "loaders/chunk_checksum.hpp"
 #include "loaders/store_file.hpp"
 
+#if defined(CAKE_HAVE_CUDA)
+#include <cuda_runtime.h>
+#endif
+
 namespace cake {
 
 MemSource::MemSource(std::string path, MemSourceOptions options, Throttle* throttle)
@@ -44,11 +48,49 @@ MemSource::MemSource(std::string path, MemSourceOptions options, Throttle* throt
     load_error_ = e.what();
     data_ = AlignedBuffer();
   }
+  if (load_error_.empty() && options_.page_lock) page_lock();
+}
+
+void MemSource::page_lock() {
+#if defined(CAKE_HAVE_CUDA)
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    cudaGetLastError();
+    page_lock_detail_ = "no GPU: copies stay pageable";
+    return;
+  }
+  // Portable: pinned for every device's context, whichever the engine makes current later.
+  const cudaError_t err = cudaHostRegister(data_.data(), data_.size(), cudaHostRegisterPortable);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    page_lock_detail_ = cat("cudaHostRegister of ", format_bytes(data_.size()), " for ", path_, ": ", cudaGetErrorString(err));
+    return;
+  }
+  page_lock_ = std::shared_ptr<void>(data_.data(), [](void* p) { cudaHostUnregister(p); });
+  page_locked_ = true;
+  page_lock_detail_.clear();
+#else
+  page_lock_detail_ = "built without CUDA";
+#endif
+}
+
+const std::byte* MemSource::payload(int chunk) const {
+  if (!opened_ || chunk < 0 || static_cast<size_t>(chunk) >= header_.chunks.size())
+    throw Error(cat("memory source ", path_, ": payload of chunk ", chunk, " (opened: ", opened_, ", ", header_.chunks.size(),
+                    " chunks)"));
+  return data_.data() + header_.chunks[static_cast<size_t>(chunk)].offset;
+}
+
+void MemSource::set_throttle(Throttle* throttle) {
+  if (!queue_.empty()) throw Error(cat("memory source ", path_, ": set_throttle() while chunks are outstanding"));
+  throttle_ = throttle;
+  booked_ready_ns_.clear();
 }
 
 std::string MemSource::describe() const {
   return cat("mem:", path_, " (held in host memory", load_error_.empty() ? cat(", ", format_bytes(data_.size())) : ", not loaded",
-             ", memcpy, ", format_bytes(options_.request_bytes), " pieces, throttle ",
+             page_locked_ ? ", page-locked, copied straight to the KV cache" : cat(", pageable: ", page_lock_detail_), ", ",
+             format_bytes(options_.request_bytes), " pieces, throttle ",
              throttle_ ? throttle_->describe() : "none", ")");
 }
 

@@ -1,9 +1,12 @@
 // Chunks from host memory: the whole store file is read into RAM at construction (before the
-// clock) and served by memcpy, throttled, to emulate a fast remote-memory tier.
+// clock), page-locked where CUDA can (cudaHostRegister), to emulate a fast remote-memory tier.
+// The load pipeline copies its payloads straight into the KV cache (HostResidentChunks, no
+// staging); submit()/reap() still serve a copy by memcpy, throttled, for other callers.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 
 #include "loaders/aligned_buffer.hpp"
@@ -15,9 +18,10 @@ namespace cake {
 struct MemSourceOptions {
   uint64_t request_bytes = 1ull << 20;  // throttled piece of a copy
   int pieces_ahead = 16;                // pieces booked with the throttle before their turn
+  bool page_lock = true;                // cudaHostRegister the store (CUDA builds with a GPU)
 };
 
-class MemSource : public KvSource {
+class MemSource : public KvSource, public HostResidentChunks {
  public:
   // Reads and checks the store file now. A missing or broken store does not throw here: open()
   // throws that error, as a file source would, so the engine computes the chunks instead.
@@ -32,6 +36,19 @@ class MemSource : public KvSource {
   int outstanding() const override { return static_cast<int>(queue_.size()); }
 
   uint64_t resident_bytes() const { return data_.size(); }
+  // Paces the next open() and its reads with `throttle` (may be null): one store held in RAM can
+  // serve loads at several rates. Not while chunks are outstanding.
+  void set_throttle(Throttle* throttle);
+
+  // Available from construction when the store was read (the pipeline makes its workers then).
+  HostResidentChunks* host_resident() override { return load_error_.empty() ? this : nullptr; }
+  const std::byte* payload(int chunk) const override;
+  bool page_locked() const override { return page_locked_; }
+  Throttle* throttle() const override { return throttle_; }
+  uint64_t piece_bytes() const override { return options_.request_bytes; }
+  std::string location() const override { return path_; }
+  // Why the store is not page-locked (empty when it is).
+  const std::string& page_lock_detail() const { return page_lock_detail_; }
 
  private:
   struct Job {
@@ -48,9 +65,13 @@ class MemSource : public KvSource {
   std::string load_error_;  // why the store could not be read at construction
   StoreHeader header_;
   AlignedBuffer data_;      // the whole file
+  bool page_locked_ = false;
+  std::string page_lock_detail_ = "not requested";
+  std::shared_ptr<void> page_lock_;  // unregisters data_ on release (declared after it: goes first)
   bool opened_ = false;
   std::deque<Job> queue_;
   void book_ahead();
+  void page_lock();
   // Throttle times of the next pieces, in copy order: paid ahead so that a late wake-up of the
   // copying thread costs no rate (as the file source books a queue depth ahead).
   std::deque<int64_t> booked_ready_ns_;

@@ -60,6 +60,12 @@ double BucketThrottle::time_for(double bytes) const {
   return start_ns_[i] + (bytes - bytes_before_[i]) / rate_bytes_per_ns_[i];
 }
 
+double BucketThrottle::peak_bytes_per_sec() const {
+  double peak = 0;
+  for (double r : rate_bytes_per_ns_) peak = std::max(peak, r * 1e9);
+  return peak;
+}
+
 void BucketThrottle::start() {
   std::lock_guard lock(mutex_);
   origin_ns_ = now_ns();

@@ -28,6 +28,8 @@ class Throttle {
   // Restarts the clock (t = 0 of a trace) and empties the bucket; called at the start of a load.
   virtual void start() = 0;
   virtual std::string describe() const = 0;  // "8 Gbps", "trace:net.csv"
+  // The highest rate it ever grants, bytes/s (0: unknown); callers size their pieces by it.
+  virtual double peak_bytes_per_sec() const { return 0; }
 };
 
 // The token bucket behind both throttles. Tokens accrue at the schedule's rate (piecewise
@@ -45,6 +47,7 @@ class BucketThrottle : public Throttle {
   int64_t reserve(uint64_t bytes) override;
   void start() override;
   std::string describe() const override { return description_; }
+  double peak_bytes_per_sec() const override;
 
  private:
   double bytes_by(double t_ns) const;       // bytes the schedule allows in [0, t_ns)

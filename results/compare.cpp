@@ -478,6 +478,13 @@ CompareResult compare_reports(const RunReport& base, const RunReport& now, const
       if (it == new_points.end()) continue;
       const Point& n = *it->second;
       const std::string note = conditions_note(b, n);
+      if (loader_bound(b) || loader_bound(n)) {
+        // Its TTFT measured the loader, not the bandwidth: say so once per point.
+        std::string sides = loader_bound(b) && loader_bound(n) ? "both sides" : loader_bound(b) ? "base only" : "new only";
+        result.notes.push_back(cat(point_key(b), ": loader-bound (", sides, "): load ",
+                                   b.load_gbps ? fixed(*b.load_gbps, 1) : "-", " -> ", n.load_gbps ? fixed(*n.load_gbps, 1) : "-",
+                                   " Gbps against a target of ", fixed(*b.bandwidth_gbps, 1)));
+      }
       if (!policy.ratios_only) {
         if (wanted(policy, "ttft_ms") && !b.ttft_ms_samples.empty() && !n.ttft_ms_samples.empty()) {
           result.rows.push_back(ttft_row(b, n, policy));

@@ -70,6 +70,10 @@ std::string group_key(const Point& p) {
   return key;
 }
 
+bool loader_bound(const Point& p) {
+  return p.bandwidth_gbps && p.load_gbps && *p.load_gbps < kLoaderBoundShare * *p.bandwidth_gbps;
+}
+
 std::string point_key(const Point& p) { return cat(group_key(p), " mode=", p.mode); }
 
 std::string source_kind(std::string_view source) {

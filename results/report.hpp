@@ -146,6 +146,11 @@ std::string bandwidth_label(const Point& p);
 
 // Fills ttft_ms and noisy from ttft_ms_samples.
 void finalize_point(Point& p);
+
+// A point whose load lane reached under this share of its target bandwidth measured the loader,
+// not the bandwidth: it is loader-bound (derived from load_gbps and bandwidth_gbps, never stored).
+inline constexpr double kLoaderBoundShare = 0.97;
+bool loader_bound(const Point& p);
 bool is_noisy(const Summary& s);
 // Index of the repetition whose TTFT is the (lower) median; the CLI takes per-request counters
 // from it. Throws on an empty span.

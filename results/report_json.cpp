@@ -56,6 +56,7 @@ json point_to_json(const Point& p) {
           {"recovery_reasons", p.recovery_reasons},
           {"bytes_loaded", p.bytes_loaded},
           {"load_gbps", optional_json(p.load_gbps)},
+          {"loader_bound", loader_bound(p)},  // derived; readers recompute it
           {"meet_chunk", optional_json(p.meet_chunk)},
           {"meet_idle_ms", optional_json(p.meet_idle_ms)},
           {"oracle_split_chunk", optional_json(p.oracle_split_chunk)},

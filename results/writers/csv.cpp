@@ -39,7 +39,7 @@ const std::vector<std::string>& csv_columns() {
       "bandwidth_min_gbps", "mode", "codec", "axes", "conditions", "warmup", "repeat", "ttft_ms_median", "ttft_ms_p10", "ttft_ms_p90", "ttft_ms_min", "ttft_ms_max",
       "ttft_ms_mean", "ttft_ms_stddev", "ttft_ms_count", "ttft_ms_samples", "noisy", "chunks_total",
       "chunks_computed", "chunks_loaded", "chunks_recovered", "recovery_reasons", "bytes_loaded", "load_gbps",
-      "meet_chunk", "meet_idle_ms", "oracle_split_chunk", "first_token", "verified", "verify_detail",
+      "loader_bound", "meet_chunk", "meet_idle_ms", "oracle_split_chunk", "first_token", "verified", "verify_detail",
       "cake_vs_compute_reduction_pct", "cake_vs_io_reduction_pct", "cake_over_oracle"};
   return columns;
 }
@@ -63,7 +63,7 @@ std::string render_csv(const RunReport& report) {
         std::to_string(p.ttft_ms.count), join(p.ttft_ms_samples), p.noisy ? "true" : "false",
         std::to_string(p.chunks_total), std::to_string(p.chunks_computed), std::to_string(p.chunks_loaded),
         std::to_string(p.chunks_recovered), join(p.recovery_reasons), std::to_string(p.bytes_loaded),
-        opt(p.load_gbps), opt(p.meet_chunk), opt(p.meet_idle_ms), opt(p.oracle_split_chunk),
+        opt(p.load_gbps), loader_bound(p) ? "true" : "false", opt(p.meet_chunk), opt(p.meet_idle_ms), opt(p.oracle_split_chunk),
         std::to_string(p.first_token), p.verified ? "true" : "false", p.verify_detail,
         d ? opt(d->cake_vs_compute_reduction_pct) : "", d ? opt(d->cake_vs_io_reduction_pct) : "",
         d ? opt(d->cake_over_oracle) : ""};

@@ -41,7 +41,7 @@ std::string render_markdown(const RunReport& report) {
     for (size_t i = 0; i < extra; ++i) out << "---:|";
     out << "\n";
     for (const auto& r : s.rows) {
-      out << "| " << markdown_cell(r.label) << " |";
+      out << "| " << markdown_cell(detail::row_label(r)) << " |";
       for (const auto& c : r.cells) out << " " << md_value(detail::cell_text(c)) << " |";
       const DerivedGroup* d = r.derived;
       if (s.show_vs_compute) out << " " << (d ? fixed_or(d->cake_vs_compute_reduction_pct, 1) : "-") << " |";
@@ -55,6 +55,7 @@ std::string render_markdown(const RunReport& report) {
   if (const int recovered = detail::points_with_recovered_chunks(report); recovered > 0)
     out << "\n" << markdown_cell(detail::kRecoveredLegend) << " " << recovered << " of " << report.points.size()
         << " point(s) had chunks recovered by compute.\n";
+  if (detail::any_loader_bound(sections)) out << "\n" << markdown_cell(detail::kLoaderBoundLegend) << "\n";
   return out.str();
 }
 

@@ -40,13 +40,26 @@ bool row_less(const RowKey& a, const RowKey& b) {
 
 std::string cell_text(const PivotCell& cell) {
   if (!cell.median_ms) return "-";
-  return cat(fixed(*cell.median_ms, 1), cell.noisy ? "*" : "", cell.unverified ? "!" : "",
+  return cat(fixed(*cell.median_ms, 1), cell.noisy ? "*" : "", cell.unverified ? "!" : "", cell.loader_bound ? "^" : "",
              cell.recovered_chunks > 0 ? cat(" R", cell.recovered_chunks) : std::string());
 }
 
 int points_with_recovered_chunks(const RunReport& report) {
   return static_cast<int>(
       std::count_if(report.points.begin(), report.points.end(), [](const Point& p) { return p.chunks_recovered > 0; }));
+}
+
+std::string row_label(const PivotRow& row) {
+  if (row.bandwidth_gbps || !row.reached_gbps || !row.bandwidth_trace.empty()) return row.label;
+  return cat(row.label, " (reached ", fixed(*row.reached_gbps, 1), ")");
+}
+
+bool any_loader_bound(const std::vector<PivotSection>& sections) {
+  for (const auto& s : sections)
+    for (const auto& r : s.rows)
+      for (const auto& c : r.cells)
+        if (c.loader_bound) return true;
+  return false;
 }
 
 std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector<DerivedGroup>& groups) {
@@ -89,6 +102,8 @@ std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector
         cell.noisy = p->noisy;
         cell.unverified = !p->verified;
         cell.recovered_chunks = p->chunks_recovered;
+        cell.loader_bound = loader_bound(*p);
+        if (!bw && p->load_gbps) row.reached_gbps = std::max(row.reached_gbps.value_or(0), *p->load_gbps);
         if (!row.derived) row.derived = find_group(groups, group_key(*p));
       }
       if (row.derived) {

@@ -15,6 +15,7 @@ struct PivotCell {
   bool noisy = false;
   bool unverified = false;
   int recovered_chunks = 0;  // chunks whose load failed in the timed request and were computed
+  bool loader_bound = false;
 };
 
 struct PivotRow {
@@ -23,7 +24,9 @@ struct PivotRow {
   std::string label;                       // bandwidth_label(point): "8", "unlimited", "trace:... (mean, min)"
   std::vector<PivotCell> cells;            // one per PivotSection::modes
   const DerivedGroup* derived = nullptr;   // the group of this row
+  std::optional<double> reached_gbps;      // unlimited rows: the highest load rate a point reached
 };
+
 
 struct PivotSection {
   std::string title;
@@ -32,10 +35,15 @@ struct PivotSection {
   bool show_vs_compute = false, show_vs_io = false, show_vs_oracle = false;
 };
 
+// The row's first cell: "64", or "unlimited (reached 412.3)".
+std::string row_label(const PivotRow& row);
+// Whether any cell of the sections is loader-bound (the table then prints kLoaderBoundLegend).
+bool any_loader_bound(const std::vector<PivotSection>& sections);
+
 std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector<DerivedGroup>& groups);
 
-// "1234.5" plus "*" when noisy, "!" when unverified and " R3" when 3 chunks were recovered; "-"
-// when absent.
+// "1234.5" plus "*" when noisy, "!" when unverified, "^" when loader-bound and " R3" when 3 chunks
+// were recovered; "-" when absent.
 std::string cell_text(const PivotCell& cell);
 
 inline constexpr const char* kPivotLegend =
@@ -49,5 +57,10 @@ inline constexpr const char* kRecoveredLegend =
 
 // Points of `report` with at least one recovered chunk.
 int points_with_recovered_chunks(const RunReport& report);
+
+inline constexpr const char* kLoaderBoundLegend =
+    "^ loader-bound: the load lane reached under 97% of the target bandwidth, so the point measures the "
+    "loader, not that bandwidth (load_gbps and loader_bound in results.csv / results.json). An unlimited "
+    "row shows the highest load rate reached, in Gbps.";
 
 }  // namespace cake::detail

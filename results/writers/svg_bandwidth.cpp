@@ -25,6 +25,7 @@ struct SeriesPoint {
   bool noisy = false;
   bool unverified = false;
   int recovered_chunks = 0;
+  bool loader_bound = false;
 };
 
 struct Series {
@@ -91,7 +92,7 @@ std::vector<FigureData> collect(const RunReport& report) {
       f.series.push_back(Series{.mode = p.mode, .source = p.source, .codec = p.codec});
       s = f.series.end() - 1;
     }
-    s->points.push_back({p.bandwidth_gbps, p.ttft_ms, p.noisy, !p.verified, p.chunks_recovered});
+    s->points.push_back({p.bandwidth_gbps, p.ttft_ms, p.noisy, !p.verified, p.chunks_recovered, loader_bound(p)});
   }
   for (FigureData& f : figures) {
     bool many_sources = false, many_codecs = false;
@@ -242,7 +243,7 @@ std::string render_one(const FigureData& f, std::string& title_out) {
   // Series: whiskers, the line through finite bandwidths, markers. A small sideways offset per
   // series keeps whiskers of different modes at one bandwidth apart.
   int split_index = 0;
-  bool any_noisy = false, any_unverified = false, any_recovered = false;
+  bool any_noisy = false, any_unverified = false, any_recovered = false, any_loader_bound = false;
   const double spread = 5.0;
   const double n_series = static_cast<double>(f.series.size());
   for (size_t i = 0; i < f.series.size(); ++i) {
@@ -263,10 +264,12 @@ std::string render_one(const FigureData& f, std::string& title_out) {
       svg.line(x - 4, y_of(p.ttft_ms.p10), x + 4, y_of(p.ttft_ms.p10), wstyle);
       svg.line(x - 4, y_of(p.ttft_ms.p90), x + 4, y_of(p.ttft_ms.p90), wstyle);
       draw_marker(svg, st.marker, x, y_of(p.ttft_ms.median), st.color, p.noisy);
+      if (p.loader_bound)  // a dashed red ring: this point measured the loader, not its bandwidth
+        svg.circle(x, y_of(p.ttft_ms.median), 9, "fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.4\" stroke-dasharray=\"2,2\"");
       if (p.unverified) svg.text(x + 7, y_of(p.ttft_ms.median) - 6, "!", 13, "start", "fill=\"#d62728\" font-weight=\"bold\"");
       if (p.recovered_chunks > 0) {  // a ring around the marker and the count: not the load lane's number
-        svg.circle(x, y_of(p.ttft_ms.median), 8.5, "fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.4\"");
-        svg.text(x + 9, y_of(p.ttft_ms.median) + 14, cat("R", p.recovered_chunks), 10, "start", "fill=\"#d62728\"");
+        svg.circle(x, y_of(p.ttft_ms.median), 11.5, "fill=\"none\" stroke=\"#9467bd\" stroke-width=\"1.6\"");
+        svg.text(x + 11, y_of(p.ttft_ms.median) + 16, cat("R", p.recovered_chunks), 10, "start", "fill=\"#9467bd\"");
       }
       svg.raw(cat("<title>", xml_escape(s.label), " @ ", bandwidth_label(p.bandwidth_gbps), " Gbit/s: median ",
                   fixed(p.ttft_ms.median, 1), " ms (p10 ", fixed(p.ttft_ms.p10, 1), ", p90 ", fixed(p.ttft_ms.p90, 1),
@@ -274,6 +277,7 @@ std::string render_one(const FigureData& f, std::string& title_out) {
       any_noisy |= p.noisy;
       any_unverified |= p.unverified;
       any_recovered |= p.recovered_chunks > 0;
+      any_loader_bound |= p.loader_bound;
     }
     svg.close_group();
 
@@ -298,9 +302,15 @@ std::string render_one(const FigureData& f, std::string& title_out) {
     note_y += 22;
   }
   if (any_recovered) {
-    svg.circle(lx + 13, note_y, 8.5, "fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.4\"");
+    svg.circle(lx + 13, note_y, 11.5, "fill=\"none\" stroke=\"#9467bd\" stroke-width=\"1.6\"");
     svg.text(lx + 34, note_y + 4, "R<n>: n chunks failed to", 11, "start", "fill=\"#333\"");
     svg.text(lx + 34, note_y + 18, "load and were computed", 10, "start", "fill=\"#666\"");
+    note_y += 36;
+  }
+  if (any_loader_bound) {
+    svg.circle(lx + 13, note_y, 9, "fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.4\" stroke-dasharray=\"2,2\"");
+    svg.text(lx + 34, note_y + 4, "ringed: loader-bound", 11, "start", "fill=\"#333\"");
+    svg.text(lx + 34, note_y + 18, "(load rate < 97% of target)", 10, "start", "fill=\"#666\"");
   }
   return svg.str();
 }

@@ -21,7 +21,7 @@ std::vector<std::vector<std::string>> section_cells(const PivotSection& s) {
   if (s.show_vs_oracle) header.push_back("cake/oracle (x)");
   rows.push_back(std::move(header));
   for (const auto& r : s.rows) {
-    std::vector<std::string> line = {r.label};
+    std::vector<std::string> line = {detail::row_label(r)};
     for (const auto& c : r.cells) line.push_back(detail::cell_text(c));
     const DerivedGroup* d = r.derived;
     if (s.show_vs_compute) line.push_back(d ? fixed_or(d->cake_vs_compute_reduction_pct, 1) : "-");
@@ -65,6 +65,7 @@ std::string render_table(const RunReport& report) {
   if (const int recovered = detail::points_with_recovered_chunks(report); recovered > 0)
     out << detail::kRecoveredLegend << "\n" << recovered << " of " << report.points.size()
         << " point(s) had chunks recovered by compute.\n";
+  if (detail::any_loader_bound(sections)) out << detail::kLoaderBoundLegend << "\n";
   return out.str();
 }
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -29,4 +30,26 @@ TEST(Crc32c, FastPathMatchesPortableAndChains) {
     data[rng() % data.size()] ^= 0x10;
     EXPECT_NE(whole, crc32c(data.data(), data.size()));
   }
+}
+
+TEST(Crc32c, CombineJoinsPiecesChecksummedApart) {
+  std::mt19937_64 rng(std::random_device{}());
+  for (int trial = 0; trial < 50; ++trial) {
+    std::vector<unsigned char> data(rng() % 20000 + 1);
+    for (auto& b : data) b = static_cast<unsigned char>(rng());
+    const size_t split = rng() % (data.size() + 1);
+    const uint32_t a = crc32c_portable(data.data(), split);
+    const uint32_t b = crc32c_portable(data.data() + split, data.size() - split);
+    EXPECT_EQ(crc32c_combine(a, b, data.size() - split), crc32c_portable(data.data(), data.size()))
+        << "split " << split << " of " << data.size();
+  }
+  // Pieces of several MiB (the load lane's), joined left to right.
+  std::vector<unsigned char> big((3u << 20) + 12345);
+  for (auto& b : big) b = static_cast<unsigned char>(rng());
+  uint32_t joined = 0;
+  for (size_t at = 0; at < big.size(); at += 1u << 20) {
+    const size_t n = std::min<size_t>(1u << 20, big.size() - at);
+    joined = at == 0 ? crc32c(big.data(), n) : crc32c_combine(joined, crc32c(big.data() + at, n), n);
+  }
+  EXPECT_EQ(joined, crc32c_portable(big.data(), big.size()));
 }

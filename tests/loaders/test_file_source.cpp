@@ -67,6 +67,7 @@ struct RoundTripCase {
   const char* dir;
   bool o_direct;
   bool register_buffers;
+  int reader_threads = 0;  // 0: the default for this host
 };
 
 class FileSourceRoundTrip : public ::testing::TestWithParam<RoundTripCase> {};
@@ -80,6 +81,7 @@ TEST_P(FileSourceRoundTrip, RandomOrderBitExact) {
   options.queue_depth = 1 + static_cast<int>(s.rng() % 16);
   options.request_bytes = 4096 * (1 + s.rng() % 24);
   options.o_direct = GetParam().o_direct;
+  options.reader_threads = GetParam().reader_threads;
   SCOPED_TRACE(cat("qd ", options.queue_depth, ", request ", options.request_bytes, " bytes"));
   FileSource source(store.path, options);
   const StoreHeader& h = source.open(shape.key);
@@ -87,18 +89,25 @@ TEST_P(FileSourceRoundTrip, RandomOrderBitExact) {
   const auto got = test::read_chunks(source, h, test::shuffled_chunks(h.chunks.size(), s.rng),
                                      1 + static_cast<int>(s.rng() % 4), GetParam().register_buffers);
   expect_bit_exact(got, store);
-  if (GetParam().register_buffers) {
+  // Reads that are CPU copies go to reader threads (plain buffers); others use the registered ones.
+  const bool threaded = got.description.find("reader threads") != std::string::npos;
+  if (GetParam().register_buffers && !threaded) {
     EXPECT_NE(got.description.find("fixed buffers"), std::string::npos) << got.description;
+  }
+  if (GetParam().reader_threads > 1 && (!GetParam().o_direct || std::string(GetParam().dir) == "/dev/shm")) {
+    EXPECT_TRUE(threaded) << got.description;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(FileSource, FileSourceRoundTrip,
                          ::testing::Values(RoundTripCase{"/tmp", true, true}, RoundTripCase{"/tmp", true, false},
-                                           RoundTripCase{"/tmp", false, true}, RoundTripCase{"/dev/shm", true, true}),
+                                           RoundTripCase{"/tmp", false, true}, RoundTripCase{"/dev/shm", true, true},
+                                           RoundTripCase{"/dev/shm", true, true, 3}, RoundTripCase{"/tmp", false, false, 3}),
                          [](const auto& param_info) {
                            return cat(std::string(param_info.param.dir) == "/tmp" ? "tmp" : "shm",
                                       param_info.param.o_direct ? "_direct" : "_buffered",
-                                      param_info.param.register_buffers ? "_fixed" : "_plain");
+                                      param_info.param.register_buffers ? "_fixed" : "_plain",
+                                      param_info.param.reader_threads > 0 ? cat("_readers", param_info.param.reader_threads) : "");
                          });
 
 TEST(FileSource, MissingStoreThrowsNamingThePath) {
@@ -131,13 +140,14 @@ TEST(FileSource, TruncatedStoreThrowsAtOpen) {
   EXPECT_NE(msg.find(store.path), std::string::npos) << msg;
 }
 
-TEST(FileSource, TruncatedAfterOpenFailsTheCutChunks) {
+// O_DIRECT on the caller's ring, and buffered reads on three reader threads.
+void truncated_after_open(bool o_direct, int reader_threads) {
   Seeded s;
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
   const auto store = test::write_random_store(dir.file("t.kvstore"), shape, s.rng);
   const size_t cut_chunk = 1 + s.rng() % (store.header.chunks.size() - 1);
-  FileSource source(store.path, {.queue_depth = 4, .request_bytes = 8192, .o_direct = true});
+  FileSource source(store.path, {.queue_depth = 4, .request_bytes = 8192, .o_direct = o_direct, .reader_threads = reader_threads});
   const StoreHeader& h = source.open(shape.key);
   // Cut a block boundary inside `cut_chunk`: it and everything after it are gone.
   ASSERT_EQ(::truncate(store.path.c_str(), static_cast<off_t>(store.header.chunks[cut_chunk].offset + 4096)), 0);
@@ -156,7 +166,10 @@ TEST(FileSource, TruncatedAfterOpenFailsTheCutChunks) {
   }
 }
 
-TEST(FileSource, FlippedPayloadByteFailsThatChunkOnly) {
+TEST(FileSource, TruncatedAfterOpenFailsTheCutChunks) { truncated_after_open(true, 0); }
+TEST(FileSource, TruncatedAfterOpenFailsTheCutChunksOnReaderThreads) { truncated_after_open(false, 3); }
+
+void flipped_payload_byte(FileSourceOptions options) {
   Seeded s;
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
@@ -164,7 +177,7 @@ TEST(FileSource, FlippedPayloadByteFailsThatChunkOnly) {
   const int bad = static_cast<int>(s.rng() % store.header.chunks.size());
   const ChunkEntry& e = store.header.chunks[static_cast<size_t>(bad)];
   flip_byte(store.path, e.offset + s.rng() % e.bytes);
-  FileSource source(store.path);
+  FileSource source(store.path, options);
   const StoreHeader& h = source.open(shape.key);
   const auto got = test::read_chunks(source, h, test::shuffled_chunks(h.chunks.size(), s.rng), 3, true);
   ASSERT_EQ(got.reads.size(), h.chunks.size());
@@ -176,6 +189,11 @@ TEST(FileSource, FlippedPayloadByteFailsThatChunkOnly) {
     EXPECT_FALSE(r.ok);
     EXPECT_NE(r.error.find(cat("checksum mismatch in chunk ", bad, " of ", store.path)), std::string::npos) << r.error;
   }
+}
+
+TEST(FileSource, FlippedPayloadByteFailsThatChunkOnly) { flipped_payload_byte({}); }
+TEST(FileSource, FlippedPayloadByteFailsThatChunkOnlyOnReaderThreads) {
+  flipped_payload_byte({.queue_depth = 6, .request_bytes = 12288, .o_direct = false, .reader_threads = 3});
 }
 
 TEST(FileSource, FlippedHeaderByteThrowsAtOpen) {

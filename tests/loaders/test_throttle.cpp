@@ -1,6 +1,8 @@
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <fstream>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -208,6 +210,16 @@ TEST(Throttle, FactoryUnlimitedConstantAndConflict) {
   EXPECT_EQ(c->describe(), "8 Gbps");
   EXPECT_THROW((void)make_throttle(1e6, "x.csv"), UsageError);
   EXPECT_THROW((void)make_throttle(0.0, ""), UsageError);
+}
+
+// Pieces of paced copies are sized by the highest rate a throttle grants.
+TEST(Throttle, PeakRateIsTheHighestOfTheSchedule) {
+  std::mt19937_64 rng(std::random_device{}());
+  const double a = 1e6 * static_cast<double>(1 + rng() % 1000);
+  const double b = 1e6 * static_cast<double>(1 + rng() % 1000);
+  EXPECT_DOUBLE_EQ(make_throttle(a, "")->peak_bytes_per_sec(), a);
+  BucketThrottle trace({{0.0, a}, {5.0, 0.0}, {9.0, b}}, "trace");
+  EXPECT_NEAR(trace.peak_bytes_per_sec(), std::max(a, b), 1e-6 * std::max(a, b));
 }
 
 }  // namespace
