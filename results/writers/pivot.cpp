@@ -103,7 +103,7 @@ std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector
         cell.unverified = !p->verified;
         cell.recovered_chunks = p->chunks_recovered;
         cell.loader_bound = loader_bound(*p);
-        if (!bw && p->load_gbps) row.reached_gbps = std::max(row.reached_gbps.value_or(0), *p->load_gbps);
+        if (!bw.bandwidth_gbps && bw.bandwidth_trace.empty() && p->load_gbps) row.reached_gbps = std::max(row.reached_gbps.value_or(0), *p->load_gbps);
         if (!row.derived) row.derived = find_group(groups, group_key(*p));
       }
       if (row.derived) {
