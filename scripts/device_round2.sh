@@ -35,13 +35,13 @@ echo "commit: $(cat "$CARRY/commit" 2>/dev/null)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
 echo "cores: $(nproc)"; df -h /dev/shm | tail -1
 
-run timeout 90 "$CARRY/bin/test_engine" --gtest_filter='GpuEngine.*:Engine.*:EndToEnd.*'
-run timeout 120 "$CARRY/bin/test_kernels_gpu"
-run timeout 90 "$CARRY/bin/test_loaders" --gtest_filter='*Direct*:*Gpu*:*Device*'
+run timeout 60 "$CARRY/bin/test_engine" --gtest_filter='GpuEngine.*'
+run timeout 90 "$CARRY/bin/test_kernels_gpu"
+run timeout 40 "$CARRY/bin/test_loaders" --gtest_filter='*Direct*:*Gpu*:*Device*'
 COMMON=(--quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source mem,file:$SHM --store "$SHM")
 run timeout 150 "$B" run "${COMMON[@]}" --bandwidth 1gbps,2gbps --repeat 1 --warmup 0 --out "$RES/ctx32k-low"
 pack ctx32k-low
-run timeout 330 "$B" run "${COMMON[@]}" --bandwidth 4gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 1 \
+run timeout 300 "$B" run "${COMMON[@]}" --bandwidth 4gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 \
   --out "$RES/ctx32k-high"
 pack ctx32k-high
 for d in ctx32k-low ctx32k-high; do cp "$RES/$d/results.md" "$OUT/$d.md" 2>/dev/null; done
