@@ -35,8 +35,8 @@ class MeetGuard {
     int compute_next = 0;              // first chunk of the run it is on (or will take next)
     int compute_run_count = 0;         // chunks in that run; 0: no run in progress
     int64_t compute_run_start_ns = 0;
-    int compute_layers = 0;            // layers per call (0: not reported)
-    int compute_layers_done = 0;       // of the run in progress, as last reported
+    int compute_layers = 0;            // gate steps per call (layers x steps a layer; 0: not reported)
+    int compute_layers_done = 0;       // steps of the run in progress, as last reported
     int64_t compute_progress_ns = 0;   // when it was reported
     double compute_chunk_ns = 0;       // per chunk, of its last finished run (0: none finished yet)
     int compute_done = 0;              // chunks it finished

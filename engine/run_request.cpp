@@ -236,7 +236,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
   guard.start(t0);
   gate.open();
 
-  const int layers = backend.model().layers;
+  const int gate_steps = backend.model().layers * std::max(1, backend.gate_steps_per_layer());
   // One compute call over chunks [run.first, run.first + run.count). Returns false when the run was
   // taken over by the load lane (abandoned at a layer boundary, or finished too late to count).
   auto compute_run = [&](ChunkClaims::Run run, bool recovered) -> bool {
@@ -253,10 +253,8 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     const int64_t first_pos = static_cast<int64_t>(run.first) * options.chunk_tokens;
     bool completed = true;
     if (guarded && !recovered) {
-      int last_layer = -1;
-      completed = backend.prefill_chunk_gated(tokens, first_pos, [&](int layer) {
-        if (layer != last_layer) guard.compute_progress(layer, layers, now_ns());
-        last_layer = layer;
+      completed = backend.prefill_chunk_gated(tokens, first_pos, [&](int step) {
+        guard.compute_progress(step, gate_steps, now_ns());
         return claims.owner(run.first) == Lane::compute;
       });
     } else {

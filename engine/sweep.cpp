@@ -140,7 +140,20 @@ class Sweep {
     return p;
   }
 
+  // Per-chunk compute costs for the oracle from a warm compute-only run. The reference run is the
+  // context's first: on the GPU it builds every cuDNN plan (40-50 ms a chunk shape), which made the
+  // H200's oracle at 1 Gbps pick a split that loaded one chunk too many (2166 ms against Cake's
+  // 1212). One more untimed compute-only run per context, made on first need.
+  const RequestOutcome& warm_costs(const Request& request, int32_t chunk) {
+    if (!warm_run_) {
+      tick(cat("ctx ", request.prefix.size(), " chunk ", chunk, ": warm compute-only run for the oracle's costs"), false);
+      warm_run_ = run_request(backend_, request, parse_mode("compute"), request_options(chunk), nullptr);
+    }
+    return *warm_run_;
+  }
+
   void run_context(const Request& request, int32_t chunk) {
+    warm_run_.reset();
     const std::string ctx = cat("ctx ", request.prefix.size(), " chunk ", chunk, axes_.empty() ? "" : " ", print_fields(axes_));
     // Untimed reference: compute-only, then the store from its KV cache when missing.
     tick(cat(ctx, ": compute-only reference"), true);
@@ -212,7 +225,7 @@ class Sweep {
             // run, per-chunk load time of a Cake calibration run at this bandwidth.
             tick(cat(group, ": oracle calibration (cake run)"), true);
             const RequestOutcome calibration = run_one(request, parse_mode("cake"), chunk, &spec, key, throttle.get());
-            const std::vector<double> compute_ms = compute_ms_per_chunk(reference_run);
+            const std::vector<double> compute_ms = compute_ms_per_chunk(warm_costs(request, chunk));
             mode.split_chunk = calibration.chunks_loaded > 0
                                    ? best_static_split(compute_ms, load_ms_per_chunk(calibration))
                                    : static_cast<int>(compute_ms.size());
@@ -245,6 +258,7 @@ class Sweep {
   const ProgressFn& progress_;
   SourceProvider provider_;
   SweepProgress progress_state_;
+  std::optional<RequestOutcome> warm_run_;  // of the context in progress (warm_costs)
   std::vector<PointResult> points_;
   AxisFields axes_;        // the generic axes' combination being run (non-neutral values)
   AxisFields conditions_;

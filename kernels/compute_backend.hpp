@@ -55,9 +55,11 @@ class ComputeBackend {
   // [first_pos, first_pos + n). May return before the work is done (CUDA: queued on the compute
   // stream); synchronize() waits. Calls are ordered among themselves.
   virtual void prefill_chunk(std::span<const int32_t> tokens, int64_t first_pos) = 0;
-  // Asked before each layer l (0-based) of a gated prefill: true to go on, false to abandon the call
-  // there. On a GPU the question is asked as layers are queued, a layer or two ahead of the device.
-  using LayerGate = std::function<bool(int layer)>;
+  // Asked at each step of a gated prefill (0-based, gate_steps_per_layer() steps a layer, the
+  // first at the layer's start): true to go on, false to abandon the call there. On a GPU the
+  // question is asked as layers are queued, a layer or two ahead of the device.
+  using LayerGate = std::function<bool(int step)>;
+  virtual int gate_steps_per_layer() const { return 1; }
   // prefill_chunk that may be abandoned at a layer boundary: returns false when `gate` said stop
   // (layers before it have written their KV; no later layer runs: the caller hands the chunk to a
   // lane that writes all of it). A backend that cannot stop early runs every layer and returns true.

@@ -155,6 +155,8 @@ std::vector<DerivedGroup> derive_groups(const RunReport& report) {
       g.cake_vs_compute_reduction_pct = 100.0 * (1.0 - cake / *g.compute_ttft_ms);
     if (g.io_ttft_ms && *g.io_ttft_ms > 0) g.cake_vs_io_reduction_pct = 100.0 * (1.0 - cake / *g.io_ttft_ms);
     if (g.oracle_ttft_ms && *g.oracle_ttft_ms > 0) g.cake_over_oracle = cake / *g.oracle_ttft_ms;
+    if (g.compute_ttft_ms && g.io_ttft_ms && std::min(*g.compute_ttft_ms, *g.io_ttft_ms) > 0)
+      g.cake_over_best = cake / std::min(*g.compute_ttft_ms, *g.io_ttft_ms);
   }
   return groups;
 }

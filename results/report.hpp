@@ -170,6 +170,7 @@ struct DerivedGroup {
   std::optional<double> cake_vs_compute_reduction_pct;  // 100 * (1 - cake / compute)
   std::optional<double> cake_vs_io_reduction_pct;       // 100 * (1 - cake / io)
   std::optional<double> cake_over_oracle;               // cake / oracle (>= 1 when oracle is best)
+  std::optional<double> cake_over_best;                 // cake / min(compute, io): Cake's promise is <= 1
 
   bool operator==(const DerivedGroup&) const = default;
 };

@@ -73,7 +73,8 @@ json derived_to_json(const DerivedGroup& g) {
           {"oracle_ttft_ms_median", optional_json(g.oracle_ttft_ms)},
           {"cake_vs_compute_reduction_pct", optional_json(g.cake_vs_compute_reduction_pct)},
           {"cake_vs_io_reduction_pct", optional_json(g.cake_vs_io_reduction_pct)},
-          {"cake_over_oracle", optional_json(g.cake_over_oracle)}};
+          {"cake_over_oracle", optional_json(g.cake_over_oracle)},
+          {"cake_over_best", optional_json(g.cake_over_best)}};
 }
 
 json timeline_to_json(const RequestTimeline& t) {

@@ -111,6 +111,8 @@ class CpuBackend final : public ComputeBackend {
     run_layers(tokens, first_pos, nullptr);
   }
 
+  int gate_steps_per_layer() const override { return kGateStepsPerLayer; }
+
   bool prefill_chunk_gated(std::span<const int32_t> tokens, int64_t first_pos, const LayerGate& gate) override {
     check_chunk("prefill_chunk", tokens.size(), first_pos);
     return run_layers(tokens, first_pos, &gate);
@@ -155,6 +157,10 @@ class CpuBackend final : public ComputeBackend {
   // Runs every layer over tokens at [first_pos, first_pos + n), writing their KV; leaves the
   // last layer's output (the residual stream) in x_. With a gate, asks it before each layer and
   // returns false at the first layer it refuses.
+  // Where run_layers asks a gate within a layer: its start, before attention, after it, after the
+  // MLP's gate and up projections.
+  static constexpr int kGateStepsPerLayer = 5;
+
   bool run_layers(std::span<const int32_t> tokens, int64_t first_pos, const LayerGate* gate) {
     const ModelConfig& m = model_;
     const int64_t n = static_cast<int64_t>(tokens.size());
@@ -166,8 +172,9 @@ class CpuBackend final : public ComputeBackend {
 
     cpu::embedding(weights_.embedding.data(), m.vocab, hidden, tokens.data(), n, x_.data());
     // A gate is asked before each layer and between its steps (a tiny model's layer can take
-    // milliseconds), so a taken-over chunk stops within one step.
-    const auto go_on = [&](int layer) { return gate == nullptr || !*gate || (*gate)(layer); };
+    // milliseconds), so a taken-over chunk stops within one step and its progress is known early.
+    int step = 0;
+    const auto go_on = [&](int) { return gate == nullptr || !*gate || (*gate)(step++); };
     for (int l = 0; l < m.layers; ++l) {
       if (!go_on(l)) return false;
       const cpu::LayerWeights& w = weights_.layers[l];

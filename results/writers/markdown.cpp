@@ -36,8 +36,9 @@ std::string render_markdown(const RunReport& report) {
     if (s.show_vs_compute) out << " cake vs compute (%) |";
     if (s.show_vs_io) out << " cake vs io (%) |";
     if (s.show_vs_oracle) out << " cake/oracle (x) |";
+    if (s.show_vs_best) out << " cake/best (x) |";
     out << "\n|---:|";
-    const size_t extra = s.modes.size() + (s.show_vs_compute ? 1 : 0) + (s.show_vs_io ? 1 : 0) + (s.show_vs_oracle ? 1 : 0);
+    const size_t extra = s.modes.size() + (s.show_vs_compute ? 1 : 0) + (s.show_vs_io ? 1 : 0) + (s.show_vs_oracle ? 1 : 0) + (s.show_vs_best ? 1 : 0);
     for (size_t i = 0; i < extra; ++i) out << "---:|";
     out << "\n";
     for (const auto& r : s.rows) {
@@ -47,6 +48,7 @@ std::string render_markdown(const RunReport& report) {
       if (s.show_vs_compute) out << " " << (d ? fixed_or(d->cake_vs_compute_reduction_pct, 1) : "-") << " |";
       if (s.show_vs_io) out << " " << (d ? fixed_or(d->cake_vs_io_reduction_pct, 1) : "-") << " |";
       if (s.show_vs_oracle) out << " " << (d ? fixed_or(d->cake_over_oracle, 3) : "-") << " |";
+      if (s.show_vs_best) out << " " << (d ? fixed_or(d->cake_over_best, 3) : "-") << " |";
       out << "\n";
     }
   }

@@ -110,6 +110,7 @@ std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector
         s.show_vs_compute |= row.derived->cake_vs_compute_reduction_pct.has_value();
         s.show_vs_io |= row.derived->cake_vs_io_reduction_pct.has_value();
         s.show_vs_oracle |= row.derived->cake_over_oracle.has_value();
+        s.show_vs_best |= row.derived->cake_over_best.has_value();
       }
       s.rows.push_back(std::move(row));
     }

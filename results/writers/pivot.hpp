@@ -32,7 +32,7 @@ struct PivotSection {
   std::string title;
   std::vector<std::string> modes;          // in mode_less order
   std::vector<PivotRow> rows;              // bandwidth ascending, unlimited then traces last
-  bool show_vs_compute = false, show_vs_io = false, show_vs_oracle = false;
+  bool show_vs_compute = false, show_vs_io = false, show_vs_oracle = false, show_vs_best = false;
 };
 
 // The row's first cell: "64", or "unlimited (reached 412.3)".
@@ -49,7 +49,7 @@ std::string cell_text(const PivotCell& cell);
 inline constexpr const char* kPivotLegend =
     "TTFT is the median over repetitions in ms. * noisy: (p90 - p10) / median > 0.10. ! not verified "
     "against compute-only. Reduction = 100 * (1 - cake / other) on medians; cake/oracle > 1 means cake "
-    "was slower than the best split.";
+    "was slower than the best split; cake/best = cake / min(compute, io), > 1 means cake lost to the better lane.";
 // Printed under the legend only when some cell has recovered chunks.
 inline constexpr const char* kRecoveredLegend =
     "R<n>: n chunks failed to load during the timed request (bad checksum, read error, ...) and were computed "

@@ -19,6 +19,7 @@ std::vector<std::vector<std::string>> section_cells(const PivotSection& s) {
   if (s.show_vs_compute) header.push_back("cake vs compute (%)");
   if (s.show_vs_io) header.push_back("cake vs io (%)");
   if (s.show_vs_oracle) header.push_back("cake/oracle (x)");
+  if (s.show_vs_best) header.push_back("cake/best (x)");
   rows.push_back(std::move(header));
   for (const auto& r : s.rows) {
     std::vector<std::string> line = {detail::row_label(r)};
@@ -27,6 +28,7 @@ std::vector<std::vector<std::string>> section_cells(const PivotSection& s) {
     if (s.show_vs_compute) line.push_back(d ? fixed_or(d->cake_vs_compute_reduction_pct, 1) : "-");
     if (s.show_vs_io) line.push_back(d ? fixed_or(d->cake_vs_io_reduction_pct, 1) : "-");
     if (s.show_vs_oracle) line.push_back(d ? fixed_or(d->cake_over_oracle, 3) : "-");
+    if (s.show_vs_best) line.push_back(d ? fixed_or(d->cake_over_best, 3) : "-");
     rows.push_back(std::move(line));
   }
   return rows;

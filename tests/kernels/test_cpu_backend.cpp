@@ -170,20 +170,21 @@ TEST(CpuBackend, GatedPrefillStopsWhereTheGateSaysAndOtherwiseMatchesUngated) {
   backend->prefill_chunk(tokens, 0);
   const std::vector<float> ungated = kv_snapshot(backend->kv_cache(), 96);
 
-  // A gate that always says yes: the same bits, and it was asked before every layer.
+  // A gate that always says yes: the same bits, and it was asked at every step, in order.
   backend->poison_kv_cache();
   std::vector<int> asked;
-  EXPECT_TRUE(backend->prefill_chunk_gated(tokens, 0, [&](int layer) {
-    if (asked.empty() || asked.back() != layer) asked.push_back(layer);
+  EXPECT_TRUE(backend->prefill_chunk_gated(tokens, 0, [&](int step) {
+    asked.push_back(step);
     return true;
   }));
   EXPECT_EQ(0, std::memcmp(kv_snapshot(backend->kv_cache(), 96).data(), ungated.data(), ungated.size() * sizeof(float)));
-  ASSERT_EQ(static_cast<int>(asked.size()), m.layers);
-  for (int l = 0; l < m.layers; ++l) EXPECT_EQ(asked[static_cast<size_t>(l)], l);
+  const int steps = backend->gate_steps_per_layer();
+  ASSERT_EQ(static_cast<int>(asked.size()), m.layers * steps);
+  for (size_t i = 0; i < asked.size(); ++i) EXPECT_EQ(asked[i], static_cast<int>(i));
 
-  // Stop before layer 1: layer 0's KV is written, the last layer's is still poison.
+  // Stop at layer 1's start: layer 0's KV is written, the last layer's is still poison.
   backend->poison_kv_cache();
-  EXPECT_FALSE(backend->prefill_chunk_gated(tokens, 0, [](int layer) { return layer < 1; }));
+  EXPECT_FALSE(backend->prefill_chunk_gated(tokens, 0, [&](int step) { return step < steps; }));
   const auto first = kv_rows(backend->kv_cache(), 0, false, 0, 96);
   const auto last = kv_rows(backend->kv_cache(), m.layers - 1, false, 0, 96);
   EXPECT_TRUE(test::all_finite(first.data(), first.size()));
