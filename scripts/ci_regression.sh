@@ -9,9 +9,12 @@
 #                  the compute lane's speed with the machine's speed divided out;
 #   io/ideal       I/O-only TTFT over bytes / throttle rate: the load lane's efficiency (the CPU's
 #                  speed hardly enters at 0.04 Gbps);
+# and, printed but not gated,
 #   cake/parallel  Cake over 1/(1/compute + 1/io), what two perfectly sharing lanes would take:
-#                  Cake's scheduling loss (cake/best and cake/io move with the lanes' relative
-#                  speed, so with the machine: they false-alarmed here).
+#                  Cake's scheduling loss. It assumes both lanes get a core: with another tenant
+#                  on a 2-core machine Cake's lanes share one and it moved +42% in 1 of 12 runs of
+#                  unchanged code. (cake/best and cake/io move with the lanes' relative speed, so
+#                  with the machine: they false-alarmed in 3 of 6 runs.)
 # The threshold is set from measured spread (scripts/ci_regression.sh --spread N; the numbers are in
 # results/baselines/cpu-tiny/GATE.md), with room between it and the +100% a 2x slowdown gives.
 #
@@ -27,7 +30,7 @@ BASELINE=results/baselines/cpu-tiny
 # source keeps the store directory out of the points' identity (CI clones anywhere).
 SWEEP=(--quiet --backend cpu --model tiny --context 1k --suffix 16 --chunk 64 --mode compute,io,cake
        --bandwidth 0.04gbps --repeat 7 --warmup 1 --cpu-threads 1 --source mem --store "$WORK/store")
-METRICS=cake/parallel,compute/probe,io/ideal
+METRICS=compute/probe,io/ideal
 THRESHOLD_PCT=${CAKE_GATE_THRESHOLD_PCT:-40}
 COMPARE=(--ratios-only --metrics "$METRICS" --threshold-pct "$THRESHOLD_PCT")
 mkdir -p "$WORK"
@@ -59,7 +62,7 @@ case "${1:-}" in
 --spread)
   for ((i = 1; i <= ${2:-10}; i++)); do
     compare_to spread
-    echo "run $i: exit $rc"; grep -E "cake/parallel|compute/probe|io/ideal" "$WORK/spread.txt"
+    echo "run $i: exit $rc"; grep -E "compute/probe|io/ideal" "$WORK/spread.txt"
   done
   exit 0 ;;
 esac
@@ -67,6 +70,9 @@ esac
 echo "ci_regression: short CPU sweep vs $BASELINE on $METRICS (threshold ${THRESHOLD_PCT}%)"
 compare_to now
 cat "$WORK/now.txt"
+echo "ci_regression: for information, not gated: Cake's scheduling loss"
+"$B" compare "$BASELINE/results.json" "$WORK/now/results.json" --ratios-only --metrics cake/parallel,cake/best \
+  --threshold-pct "$THRESHOLD_PCT" | grep -E "cake/(parallel|best)" || true
 for m in ${METRICS//,/ }; do
   if ! has_row now "$m" '(unchanged|improved|regressed)'; then
     echo "ci_regression: FAILED: no $m row in the comparison (the gate would be blind to it)"; exit 1
