@@ -21,16 +21,7 @@ RES=/tmp/cake-e2e-results
 SHM=/dev/shm/cake
 DISK=/var/tmp/cake-disk
 mkdir -p "$RES" "$SHM" "$DISK"
-status=0
-run() {  # run CMD...: echo, time, keep going on failure
-  echo; echo "=== $(date +%T) \$ $*"
-  local t0=$SECONDS
-  "$@"
-  local rc=$?
-  echo "=== exit $rc after $((SECONDS - t0)) s"
-  [[ $rc -eq 0 ]] || status=1
-}
-pack() { tar -C "$RES" -czf "$OUT/$1.tgz" "$1" && echo "packed $1 ($(du -sh "$RES/$1" | cut -f1))"; }
+source "$(cd "$(dirname "$0")" && pwd)/device_lib.sh"
 
 echo "commit: $(cat "$CARRY_DIR/commit" 2>/dev/null)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu --format=csv

@@ -21,16 +21,7 @@ B=$CARRY/bin/cake-bench
 RES=/tmp/cake-load-results
 SHM=/dev/shm/cake
 mkdir -p "$RES" "$SHM"
-status=0
-run() {  # run CMD...: echo, time, keep going on failure
-  echo; echo "=== $(date +%T) \$ $*"
-  local t0=$SECONDS
-  "$@"
-  local rc=$?
-  echo "=== exit $rc after $((SECONDS - t0)) s"
-  [[ $rc -eq 0 ]] || status=1
-}
-pack() { tar -C "$RES" -czf "$OUT/$1.tgz" "$1" && echo "packed $1 ($(du -sh "$RES/$1" | cut -f1))"; }
+if [[ -f "$HERE/device_lib.sh" ]]; then source "$HERE/device_lib.sh"; else source "$PWD/scripts/device_lib.sh"; fi
 
 echo "commit: $(cat "$CARRY/commit" 2>/dev/null)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
