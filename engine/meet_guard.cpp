@@ -145,6 +145,11 @@ std::optional<MeetGuard::Run> MeetGuard::compute_run() const {
   return Run{s_.compute_next, s_.compute_run_count};
 }
 
+bool MeetGuard::load_began() const {
+  std::lock_guard lock(mutex_);
+  return s_.load_in_flight + s_.load_done > 0;
+}
+
 int MeetGuard::load_in_flight() const {
   std::lock_guard lock(mutex_);
   return s_.load_in_flight;

@@ -84,6 +84,7 @@ class MeetGuard {
   };
   std::optional<Run> compute_run() const;
   int load_in_flight() const;
+  bool load_began() const;  // the load lane has claimed a chunk
   // Waits until the compute lane reports progress, finishes or gives up its run, or ends.
   void wait_for_compute_news();
 
