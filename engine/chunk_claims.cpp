@@ -19,11 +19,9 @@ ChunkClaims::ChunkClaims(int chunks, int compute_limit, int load_floor, LoadOrde
 }
 
 std::optional<int> ChunkClaims::claim_for_compute() {
-  std::lock_guard lock(mutex_);
-  while (front_ <= back_ && owner_[static_cast<size_t>(front_)] != Lane::none) ++front_;
-  if (front_ > back_ || front_ >= compute_limit_) return std::nullopt;
-  owner_[static_cast<size_t>(front_)] = Lane::compute;
-  return front_++;
+  const std::optional<Run> run = claim_run_for_compute(1);
+  if (!run) return std::nullopt;
+  return run->first;
 }
 
 std::optional<int> ChunkClaims::claim_for_load() {

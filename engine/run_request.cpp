@@ -114,10 +114,6 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
   const bool guarded = mode.kind == ModeKind::cake;
   std::set<int> taken_over_chunks;   // guarded by events_mutex
   std::deque<int> takeover_queue;    // load thread only: taken-over chunks still to claim
-  auto taken_over_chunks_contain = [&](int chunk) {
-    std::lock_guard lock(events_mutex);
-    return taken_over_chunks.contains(chunk);
-  };
 
   // Cake's load claims. While the compute lane runs: the meet guard's verdict on the next chunk, and
   // a take-over of the compute lane's run when the load lane alone would deliver everything still to
@@ -137,7 +133,8 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
   };
   auto next_taken_over = [&]() -> std::optional<int> {
     if (takeover_queue.empty()) return std::nullopt;
-    while (guard.compute_run() && taken_over_chunks_contain(guard.compute_run()->first)) guard.wait_for_compute_news();
+    // After a take-over the compute lane stands down, so a run still in progress is the taken one.
+    while (guard.compute_run()) guard.wait_for_compute_news();
     const int chunk = takeover_queue.front();
     takeover_queue.pop_front();
     guard.load_claimed();

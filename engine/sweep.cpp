@@ -93,9 +93,10 @@ class Sweep {
   RequestOutcome run_one(const Request& request, const Mode& mode, int32_t chunk, const SourceSpec* spec,
                          const StoreKey& key, Throttle* throttle) {
     if (config_.verify != VerifyLevel::off) backend_.poison_kv_cache();
-    // The CPU's speed of the moment, right before the request (off its clock): see cpu_probe.hpp.
+    // The CPU's speed of the moment, right before a compute-only request (off its clock): what
+    // compare's compute/probe divides by (see cpu_probe.hpp); no other mode uses it.
     std::optional<double> probe_ms;
-    if (backend_.name() == "cpu") probe_ms = cpu_probe_ms();
+    if (backend_.name() == "cpu" && !mode.loads()) probe_ms = cpu_probe_ms();
     RequestOutcome out;
     if (!mode.loads()) {
       out = run_request(backend_, request, mode, request_options(chunk), nullptr);

@@ -95,6 +95,10 @@ struct LoadPipeline::Impl {
 
   std::string compatibility_problem(const StoreHeader& h) const;
   void report(Slot& slot, bool ok, std::string error);
+  // Fills every free slot with a claimed chunk and hands each one that is in the store to
+  // `start(slot, chunk)`; a chunk outside the store fails at once. Clears `claiming` when the claim
+  // function says stop, or says "later" with nothing in flight (no completion would ask again).
+  void fill_free_slots(const ClaimFn& claim, bool& claiming, const std::function<void(Slot&, int)>& start);
   void start_upload(Slot& slot, const ChunkRead& read);
   void copy_range(Slot& slot, const ChunkEntry& entry, const std::byte* from, uint64_t offset, uint64_t bytes);
   void upload_landed(std::vector<LandedRange> ranges);
@@ -398,43 +402,19 @@ void LoadPipeline::Impl::run(const StoreKey& key, const ClaimFn& claim, const Do
   bool claiming = true;
   try {
     for (;;) {
-      // Fill every free slot with a claimed chunk.
-      for (size_t i = 0; i < slots.size() && claiming; ++i) {
-        Slot& slot = slots[i];
-        if (slot.state != SlotState::free) continue;
-        const std::optional<int> chunk = claim();
-        if (!chunk) {
-          claiming = false;
-          break;
-        }
-        if (*chunk == kClaimLater) {
-          // Ask again after the next completion; with nothing in flight there is no "next", so stop.
-          bool busy = false;
-          for (const Slot& s : slots) busy |= s.state != SlotState::free;
-          if (!busy) claiming = false;
-          break;
-        }
-        slot.record = LoadedChunk{};
-        slot.record.chunk = *chunk;
-        slot.record.claim_ns = now_ns();
-        slot.state = SlotState::reading;
-        slot_of_chunk[*chunk] = i;
-        if (*chunk < 0 || static_cast<size_t>(*chunk) >= header->chunks.size()) {
-          report(slot, false, cat("chunk ", *chunk, " is not in the store (", header->chunks.size(), " chunks)"));
-          continue;
-        }
+      fill_free_slots(claim, claiming, [&](Slot& slot, int chunk) {
         if (!source_error.empty()) {
           report(slot, false, source_error);
-          continue;
+          return;
         }
-        slot.span = NvtxSpan(cat("load c=", *chunk));
+        slot.span = NvtxSpan(cat("load c=", chunk));
         slot.record.read_submit_ns = now_ns();
         try {
-          source.submit(*chunk, slot.data);
+          source.submit(chunk, slot.data);
         } catch (const Error& e) {
-          report(slot, false, cat("submitting the read of chunk ", *chunk, ": ", e.what()));
+          report(slot, false, cat("submitting the read of chunk ", chunk, ": ", e.what()));
         }
-      }
+      });
 
       bool reading = false;
       bool uploading = false;
@@ -628,35 +608,41 @@ bool LoadPipeline::Impl::complete_direct() {
   return progressed;
 }
 
+void LoadPipeline::Impl::fill_free_slots(const ClaimFn& claim, bool& claiming,
+                                         const std::function<void(Slot&, int)>& start) {
+  for (size_t i = 0; i < slots.size() && claiming; ++i) {
+    Slot& slot = slots[i];
+    if (slot.state != SlotState::free) continue;
+    const std::optional<int> chunk = claim();
+    if (!chunk) {
+      claiming = false;
+      return;
+    }
+    if (*chunk == kClaimLater) {
+      // Ask again after the next completion; with nothing in flight there is no "next", so stop.
+      bool busy = false;
+      for (const Slot& s : slots) busy |= s.state != SlotState::free;
+      if (!busy) claiming = false;
+      return;
+    }
+    slot.record = LoadedChunk{};
+    slot.record.chunk = *chunk;
+    slot.record.claim_ns = now_ns();
+    slot.state = SlotState::reading;
+    slot_of_chunk[*chunk] = i;
+    if (*chunk < 0 || static_cast<size_t>(*chunk) >= header->chunks.size()) {
+      report(slot, false, cat("chunk ", *chunk, " is not in the store (", header->chunks.size(), " chunks)"));
+      continue;
+    }
+    start(slot, *chunk);
+  }
+}
+
 void LoadPipeline::Impl::run_direct(const ClaimFn& claim) {
   bool claiming = true;
   try {
     for (;;) {
-      for (size_t i = 0; i < slots.size() && claiming; ++i) {
-        Slot& slot = slots[i];
-        if (slot.state != SlotState::free) continue;
-        const std::optional<int> chunk = claim();
-        if (!chunk) {
-          claiming = false;
-          break;
-        }
-        if (*chunk == kClaimLater) {
-          bool busy = false;
-          for (const Slot& s : slots) busy |= s.state != SlotState::free;
-          if (!busy) claiming = false;
-          break;
-        }
-        slot.record = LoadedChunk{};
-        slot.record.chunk = *chunk;
-        slot.record.claim_ns = now_ns();
-        slot.state = SlotState::reading;
-        slot_of_chunk[*chunk] = i;
-        if (*chunk < 0 || static_cast<size_t>(*chunk) >= header->chunks.size()) {
-          report(slot, false, cat("chunk ", *chunk, " is not in the store (", header->chunks.size(), " chunks)"));
-          continue;
-        }
-        claim_direct(slot, *chunk);
-      }
+      fill_free_slots(claim, claiming, [&](Slot& slot, int chunk) { claim_direct(slot, chunk); });
       int64_t next_due_ns = 0;
       bool progressed = issue_pieces(next_due_ns);
       progressed |= collect_checksums(0);

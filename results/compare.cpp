@@ -352,6 +352,16 @@ LaneRatios lane_ratios(const std::map<std::string, const Point*>& modes) {
   return r;
 }
 
+// A within-run ratio's row of `group`, before its values and test are filled in.
+MetricComparison ratio_row(const std::string& group, const std::string& metric, const ComparePolicy& policy) {
+  MetricComparison m;
+  m.group = group;
+  m.key = group;
+  m.metric = metric;
+  m.threshold_pct = policy.ratio_threshold_pct;
+  return m;
+}
+
 std::vector<MetricComparison> lane_ratio_rows(const std::string& group, const std::map<std::string, const Point*>& base,
                                               const std::map<std::string, const Point*>& now, bool base_paired,
                                               bool now_paired, const ComparePolicy& policy) {
@@ -360,11 +370,7 @@ std::vector<MetricComparison> lane_ratio_rows(const std::string& group, const st
   const auto add = [&](const char* metric, const std::optional<std::vector<double>>& bs,
                        const std::optional<std::vector<double>>& ns, bool paired) {
     if (!bs || !ns || bs->empty() || ns->empty()) return;
-    MetricComparison m;
-    m.group = group;
-    m.key = group;
-    m.metric = metric;
-    m.threshold_pct = policy.ratio_threshold_pct;
+    MetricComparison m = ratio_row(group, metric, policy);
     m.base_value = summarize(*bs).median;
     m.new_value = summarize(*ns).median;
     m.paired = paired;
@@ -381,11 +387,7 @@ std::vector<MetricComparison> lane_ratio_rows(const std::string& group, const st
   const auto add_min = [&](const char* metric, const std::optional<double>& bv, const std::optional<double>& nv,
                            int bn, int nn) {
     if (!bv || !nv) return;
-    MetricComparison m;
-    m.group = group;
-    m.key = group;
-    m.metric = metric;
-    m.threshold_pct = policy.ratio_threshold_pct;
+    MetricComparison m = ratio_row(group, metric, policy);
     m.base_value = *bv;
     m.new_value = *nv;
     m.paired = true;
@@ -519,11 +521,7 @@ CompareResult compare_reports(const RunReport& base, const RunReport& now, const
       const auto rb = ratio_samples(*bm.at("cake"), *bm.at(other), base.repetitions_paired);
       const auto rn = ratio_samples(*nm.at("cake"), *nm.at(other), now.repetitions_paired);
       if (!rb || !rn) continue;
-      MetricComparison m;
-      m.group = group_key(*bm.at("cake"));
-      m.key = m.group;
-      m.metric = cat("cake/", other);
-      m.threshold_pct = policy.ratio_threshold_pct;
+      MetricComparison m = ratio_row(group_key(*bm.at("cake")), cat("cake/", other), policy);
       m.base_value = rb->value;
       m.new_value = rn->value;
       m.paired = rb->paired && rn->paired;
