@@ -226,6 +226,10 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   s.inject_compute_slowdown = f.inject_compute_slowdown;
   s.inject_load_slowdown = f.inject_load_slowdown;
   if (f.inject_compute_delay_ms < 0) throw UsageError("--inject-compute-delay-ms must be >= 0");
+  // Also checked by run_sweep (the engine's contract); here so a bad value stops before the backend
+  // loads its weights.
+  if (!(f.inject_compute_slowdown >= 1) || !(f.inject_load_slowdown >= 1))
+    throw UsageError("--inject-compute-slowdown and --inject-load-slowdown must be at least 1");
   return r;
 }
 
