@@ -2,43 +2,21 @@
 
 #include "common/clock.hpp"
 
-#include <algorithm>
-#include <vector>
-
 namespace cake {
-namespace {
 
-// c = a * b (n x n, row-major), i-k-j order so the inner loop streams rows and vectorises.
-void matmul(const float* a, const float* b, float* c, int n) {
-  std::fill(c, c + static_cast<size_t>(n) * n, 0.0f);
-  for (int i = 0; i < n; ++i)
-    for (int k = 0; k < n; ++k) {
-      const float aik = a[static_cast<size_t>(i) * n + k];
-      const float* brow = b + static_cast<size_t>(k) * n;
-      float* crow = c + static_cast<size_t>(i) * n;
-      for (int j = 0; j < n; ++j) crow[j] += aik * brow[j];
-    }
-}
-
-}  // namespace
-
+// One chain of dependent multiply-adds: every step waits for the last, so the time is the core's
+// latency per step times the steps, whatever the code's or the data's alignment. (A small fp32
+// matrix product, the first probe, took 14.8 ms or 24.5 ms for the same source depending on where
+// the build placed its loop and the heap placed its matrices.)
 double cpu_probe_ms() {
-  constexpr int n = kCpuProbeMatrix;
-  const size_t elems = static_cast<size_t>(n) * n;
-  std::vector<float> a(elems), b(elems), c(elems);
-  // Fixed, non-trivial values (no zeros, no denormals): the same work on every machine and run.
-  for (size_t i = 0; i < elems; ++i) {
-    a[i] = 0.5f + static_cast<float>(i % 17) / 32.0f;
-    b[i] = 0.25f + static_cast<float>(i % 13) / 64.0f;
-  }
-  volatile float sink = 0;
+  volatile double seed = 1.0;  // not a constant the compiler could fold
+  double x = seed;
   const int64_t t0 = thread_cpu_ns();
-  for (int r = 0; r < kCpuProbeRepeats; ++r) {
-    matmul(a.data(), b.data(), c.data(), n);
-    a[static_cast<size_t>(r) % elems] = c[elems / 2] * 1e-6f + 0.5f;  // each product depends on the last
-  }
-  sink = sink + c[0];
-  return ns_to_ms(thread_cpu_ns() - t0);
+  for (int64_t i = 0; i < kCpuProbeSteps; ++i) x = x * 0.9999999 + 1e-7;
+  const int64_t t1 = thread_cpu_ns();
+  volatile double sink = x;
+  (void)sink;
+  return ns_to_ms(t1 - t0);
 }
 
 }  // namespace cake

@@ -3,19 +3,19 @@
 // On a shared machine the CPU's speed moves by tens of percent from one minute to the next (other
 // tenants, frequency), and with it every CPU compute time. A regression gate that compares a CPU
 // compute lane with a baseline recorded elsewhere must divide that out. The sweep times this probe
-// right before each repetition on the CPU backend (off the request's clock), and `compare` relates
+// right before each compute-only repetition on the CPU backend (off the request's clock), and `compare` relates
 // the compute-only requests' CPU time to it (compute/probe). It is deliberately none of the
 // backend's code: a slower compute lane must move the ratio, a slower machine must not.
 #pragma once
 
+#include <cstdint>
+
 namespace cake {
 
-// Work the probe does: one single-threaded fp32 matrix product of this size, repeated. Chosen to
-// stay in L2 like the tiny model's GEMMs, and to take tens of ms: long enough
-// to average over the scheduler's time slices (a 1 ms probe on a loaded 2-core machine read 3, 7 or
-// 11 ms, one slice or two), as the compute lane's own hundreds of milliseconds do.
-inline constexpr int kCpuProbeMatrix = 96;
-inline constexpr int kCpuProbeRepeats = 200;
+// Work the probe does: a chain of this many dependent fp64 multiply-adds on one thread, ~20 ms on
+// the dev machine. Latency-bound, so neither code nor data alignment moves it (measured: 8.2 ms for
+// 5M steps at four code offsets and varying heap state, within 1%).
+inline constexpr int64_t kCpuProbeSteps = 12'000'000;
 
 // Runs the probe on the calling thread; returns the CPU time it took in ms (the thread's CPU time,
 // not wall time: on a loaded 2-core machine wall-time ratios of a 1.8 s request to a 90 ms probe
