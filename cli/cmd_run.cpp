@@ -188,7 +188,7 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r, const std::stri
           {"bandwidth_traces", traces},
           {"conditions", conditions},
           {"store", f.store_dir},
-          {"repeat", f.repeat},
+          {"repeat", r.sweep.repeat},
           {"warmup", f.warmup},
           {"verify", to_string(r.sweep.verify)},
           {"queue_depth", f.queue_depth},

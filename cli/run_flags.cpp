@@ -82,7 +82,9 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   if (!sweep_flags) return;
   cmd->add_option("--bandwidth-trace", f.bandwidth_trace,
                   "CSV 't_ms,gbps': bandwidth that changes during a request (the same as --bandwidth trace:FILE)");
-  cmd->add_option("--repeat", f.repeat, "Timed repetitions per point")->capture_default_str();
+  cmd->add_option("--repeat", f.repeat,
+                  "Timed repetitions per point [default: 3 on a GPU, 5 on the CPU, whose medians move more with the "
+                  "machine's other work]");
   cmd->add_option("--warmup", f.warmup, "Untimed repetitions per point")->capture_default_str();
   cmd->add_option("--verify", f.verify, "full (token + KV of the first repetition), token, or off")->capture_default_str();
   cmd->add_option("--queue-depth", f.queue_depth, "io_uring reads in flight")->capture_default_str();
@@ -209,7 +211,10 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   }
 
   s.store_dir = f.store_dir;
-  s.repeat = f.repeat;
+  // A CPU request takes milliseconds and shares its cores with everything else on the machine, so its
+  // median needs more samples before cake/best and cake/oracle mean something; a GPU point takes seconds.
+  s.repeat = f.repeat != -1 ? f.repeat : (r.gpu ? 3 : 5);
+  if (f.repeat == -1) r.notes.push_back(cat("repeat: ", s.repeat, " (default for a ", r.gpu ? "GPU" : "CPU", " run)"));
   s.warmup = f.warmup;
   s.verify = parse_verify_level(f.verify);
   s.staging_slots = f.staging_slots;
