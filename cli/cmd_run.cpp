@@ -196,6 +196,7 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r, const std::stri
           {"o_direct", !f.buffered},
           {"staging_slots", f.staging_slots},
           {"tcp_pipeline", f.tcp_pipeline},
+          {"tcp_connections", f.tcp_connections},
           {"compute_tokens", r.sweep.compute_tokens},
           {"notes", r.notes},
           {"workload", r.workload}};

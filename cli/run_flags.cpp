@@ -91,7 +91,11 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--request-size", f.request_size, "io_uring read size")->capture_default_str();
   cmd->add_flag("--buffered", f.buffered, "Read the store through the page cache (no O_DIRECT)");
   cmd->add_option("--staging-slots", f.staging_slots, "Chunks in flight in the load lane")->capture_default_str();
-  cmd->add_option("--tcp-pipeline", f.tcp_pipeline, "Chunk requests in flight per TCP source")->capture_default_str();
+  cmd->add_option("--tcp-pipeline", f.tcp_pipeline, "Chunk requests in flight per TCP connection")->capture_default_str();
+  cmd->add_option("--tcp-connections", f.tcp_connections,
+                  "TCP connections per TCP source, 1-64: one stream is bound by one core receiving and checksumming "
+                  "(and one serving); only as many are busy as chunks are in flight (--staging-slots)")
+      ->capture_default_str();
   cmd->add_option("--inject-compute-delay-ms", f.inject_compute_delay_ms,
                   "Test hook: sleep this long after every computed chunk (regression checks)");
   cmd->add_option("--inject-compute-slowdown", f.inject_compute_slowdown,
@@ -226,6 +230,8 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
     throw UsageError(cat("--request-size must be a multiple of 4 KiB (O_DIRECT), got ", f.request_size));
   s.source_options.o_direct = !f.buffered;
   s.source_options.tcp_pipeline = f.tcp_pipeline;
+  if (f.tcp_connections < 1 || f.tcp_connections > 64) throw UsageError(cat("--tcp-connections must be 1 to 64, got ", f.tcp_connections));
+  s.source_options.tcp_connections = f.tcp_connections;
   if (!f.inject_fault.empty()) s.source_options.inject_fail_chunks = parse_int_list(f.inject_fault, "inject-fault");
   s.inject_compute_delay_ms = f.inject_compute_delay_ms;
   s.inject_compute_slowdown = f.inject_compute_slowdown;

@@ -50,6 +50,7 @@ struct RunFlags {
   // shared throttle, which leaves the compute lane idle at the meet (seen in timelines).
   int staging_slots = 2;
   int tcp_pipeline = 4;
+  int tcp_connections = 2;  // as many as chunks in flight by default (--staging-slots)
   int cpu_threads = 0;
   double inject_compute_delay_ms = 0;
   double inject_compute_slowdown = 1;

@@ -81,6 +81,7 @@ std::unique_ptr<KvSource> SourceProvider::make(const SourceSpec& spec, const Sto
       }
       TcpSourceOptions o;
       o.pipeline_depth = options_.tcp_pipeline;
+      o.connections = options_.tcp_connections;
       o.request_timeout_ms = static_cast<int64_t>(options_.tcp_timeout_s * 1000);
       o.throttle = throttle;  // client-side pacing: the server may be shared by other sweeps
       source = std::make_unique<TcpSource>(url, o);

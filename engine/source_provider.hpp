@@ -19,6 +19,7 @@ struct SourceOptions {
   uint64_t request_bytes = 1 << 20;
   bool o_direct = true;
   int tcp_pipeline = 4;
+  int tcp_connections = 1;
   double tcp_timeout_s = 10;
   std::vector<int> inject_fail_chunks;  // these chunks fail with "injected fault" (tests, CI checks)
 };

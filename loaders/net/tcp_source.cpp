@@ -26,6 +26,7 @@ namespace {
 
 constexpr int kMaxPipelineDepth = 256;  // keeps unread requests far below a socket buffer
 constexpr size_t kRecvSliceBytes = 256 * 1024;  // client throttle grant and crc step
+constexpr int kMaxConnections = 64;
 
 struct Request {
   int chunk = -1;
@@ -44,6 +45,28 @@ struct Outcome {
 
 }  // namespace
 
+namespace {
+
+// One TCP connection to the server: its socket, its receiver thread, and the requests it carries
+// (answered in order on that connection). Guarded by TcpSource::Impl::mutex, except the socket
+// reads, which only its receiver does.
+struct Connection {
+  int index = 0;
+  UniqueFd sock;
+  UniqueFd wake;  // eventfd: written to stop the receiver's waits
+  std::thread receiver;
+  std::condition_variable work_cv;  // receiver: something in flight, or stop
+  std::deque<Request> queued;       // submitted to this connection, not yet sent
+  std::deque<Request> in_flight;    // sent, answered in this order
+  std::string lost;                 // why the connection is unusable; empty while it is fine
+  uint64_t next_request_id = 1;
+  int64_t last_complete_ns = 0;
+
+  size_t load() const { return queued.size() + in_flight.size(); }
+};
+
+}  // namespace
+
 struct TcpSource::Impl {
   std::string url;
   net::HostPort peer;
@@ -54,32 +77,32 @@ struct TcpSource::Impl {
   std::string store_name;
   bool opened = false;
 
-  UniqueFd sock;
-  UniqueFd wake;  // eventfd: written to stop the receiver's waits
-  std::thread receiver;
+  // Several connections so that receiving (a kernel copy and a CRC-32C per byte, on the receiver's
+  // core) and the server's pread + send spread over cores: one stream is bound by one core each.
+  std::vector<std::unique_ptr<Connection>> connections;
 
   mutable std::mutex mutex;
-  std::condition_variable work_cv;  // receiver: something in flight, or stop
   std::condition_variable done_cv;  // reap: something finished
-  std::deque<Request> queued;       // submitted, not yet sent
-  std::deque<Request> in_flight;    // sent, answered in this order
   std::vector<ChunkRead> done;
   int outstanding = 0;
-  std::string lost;                 // why the connection is unusable; empty while it is fine
   bool stopping = false;
-  uint64_t next_request_id = 1;
-  int64_t last_complete_ns = 0;
 
   std::string where(int chunk) const { return cat(url, " ", store_name, " chunk ", chunk); }
+  std::string where(const Connection& c, int chunk) const {
+    return connections.size() > 1 ? cat(url, " (connection ", c.index + 1, " of ", connections.size(), ") ", store_name,
+                                        " chunk ", chunk)
+                                  : where(chunk);
+  }
 
   // ---- waiting on the socket --------------------------------------------------------------
 
-  // Waits until fd is readable. Returns an error text on timeout or stop, nullopt when readable.
-  std::optional<std::string> wait_readable(int64_t deadline_ns) const {
+  // Waits until the connection's socket is readable. Returns an error text on timeout or stop,
+  // nullopt when readable.
+  static std::optional<std::string> wait_readable(const Connection& c, int64_t deadline_ns) {
     while (true) {
       const int64_t left_ns = deadline_ns - now_ns();
       if (left_ns <= 0) return std::string("timed out");
-      pollfd fds[2] = {{sock.get(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
+      pollfd fds[2] = {{c.sock.get(), POLLIN, 0}, {c.wake.get(), POLLIN, 0}};
       const int rc = ::poll(fds, 2, static_cast<int>(std::min<int64_t>((left_ns + 999'999) / 1'000'000, 1 << 30)));
       if (rc < 0) {
         if (errno == EINTR) continue;
@@ -91,7 +114,7 @@ struct TcpSource::Impl {
   }
 
   // Reads exactly n bytes (CRC folded in as they arrive when crc is given). nullopt = done.
-  std::optional<std::string> recv_exact(std::byte* dst, size_t n, int64_t deadline_ns, uint32_t* crc,
+  std::optional<std::string> recv_exact(const Connection& c, std::byte* dst, size_t n, int64_t deadline_ns, uint32_t* crc,
                                         bool throttled) const {
     size_t got = 0;
     while (got < n) {
@@ -100,11 +123,11 @@ struct TcpSource::Impl {
       while (got < slice_end) {
         // Data already queued is taken without a poll; the poll (deadline, stop) only when none is.
         if (now_ns() >= deadline_ns) return cat("timed out after ", got, " of ", n, " bytes");
-        const ssize_t r = ::recv(sock.get(), dst + got, slice_end - got, MSG_DONTWAIT);
+        const ssize_t r = ::recv(c.sock.get(), dst + got, slice_end - got, MSG_DONTWAIT);
         if (r < 0) {
           if (errno == EINTR) continue;
           if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (auto why = wait_readable(deadline_ns)) return cat(*why, " after ", got, " of ", n, " bytes");
+            if (auto why = wait_readable(c, deadline_ns)) return cat(*why, " after ", got, " of ", n, " bytes");
             continue;
           }
           return cat("recv: ", errno_text(errno), " after ", got, " of ", n, " bytes");
@@ -117,9 +140,10 @@ struct TcpSource::Impl {
     return std::nullopt;
   }
 
-  std::optional<net::ResponseHeader> recv_response_header(int64_t deadline_ns, std::string& error) const {
+  std::optional<net::ResponseHeader> recv_response_header(const Connection& c, int64_t deadline_ns,
+                                                          std::string& error) const {
     std::array<std::byte, net::kResponseHeaderBytes> raw{};
-    if (auto why = recv_exact(raw.data(), raw.size(), deadline_ns, nullptr, false)) {
+    if (auto why = recv_exact(c, raw.data(), raw.size(), deadline_ns, nullptr, false)) {
       error = cat("response header: ", *why);
       return std::nullopt;
     }
@@ -129,34 +153,35 @@ struct TcpSource::Impl {
   }
 
   // An error reply's payload: a short reason, read whole so the stream stays in step.
-  std::string recv_error_text(const net::ResponseHeader& h, int64_t deadline_ns, bool& stream_ok) const {
+  std::string recv_error_text(const Connection& c, const net::ResponseHeader& h, int64_t deadline_ns,
+                              bool& stream_ok) const {
     stream_ok = false;
     if (h.payload_bytes > net::kMaxErrorPayloadBytes)
       return cat("protocol error: ", net::status_name(h.status), " reply with a ", h.payload_bytes,
                  "-byte reason (limit ", net::kMaxErrorPayloadBytes, ")");
     std::string text(h.payload_bytes, '\0');
     uint32_t crc = 0;
-    if (auto why = recv_exact(reinterpret_cast<std::byte*>(text.data()), text.size(), deadline_ns, &crc, false))
+    if (auto why = recv_exact(c, reinterpret_cast<std::byte*>(text.data()), text.size(), deadline_ns, &crc, false))
       return cat(net::status_name(h.status), " reply cut short: ", *why);
     stream_ok = true;
     if (crc != h.crc32c) return cat(net::status_name(h.status), " (reason garbled: checksum mismatch)");
-    for (char& c : text)
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '?';
+    for (char& ch : text)
+      if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) >= 0x7F) ch = '?';
     return cat(net::status_name(h.status), ": ", text);
   }
 
-  // ---- the receiver -----------------------------------------------------------------------
+  // ---- the receivers ----------------------------------------------------------------------
 
-  Outcome receive_one(const Request& r, int64_t deadline_ns) const {
+  Outcome receive_one(const Connection& c, const Request& r, int64_t deadline_ns) const {
     std::string error;
-    auto h = recv_response_header(deadline_ns, error);
+    auto h = recv_response_header(c, deadline_ns, error);
     if (!h) return {Outcome::connection_lost, error};
     if (h->request_id != r.request_id)
       return {Outcome::connection_lost, cat("protocol error: response for request ", h->request_id, ", expected ",
                                             r.request_id)};
     if (h->status != net::Status::ok) {
       bool stream_ok = false;
-      std::string why = recv_error_text(*h, deadline_ns, stream_ok);
+      std::string why = recv_error_text(c, *h, deadline_ns, stream_ok);
       return {stream_ok ? Outcome::chunk_failed : Outcome::connection_lost, cat("server replied ", why)};
     }
     const ChunkEntry& entry = header.chunks[static_cast<size_t>(r.chunk)];
@@ -164,7 +189,8 @@ struct TcpSource::Impl {
       return {Outcome::connection_lost, cat("protocol error: response carries chunk ", h->chunk, " with ",
                                             h->payload_bytes, " bytes, expected chunk ", r.chunk, " with ", entry.bytes)};
     uint32_t crc = 0;
-    if (auto why = recv_exact(r.dst, entry.bytes, deadline_ns, &crc, true)) return {Outcome::connection_lost, cat("payload: ", *why)};
+    if (auto why = recv_exact(c, r.dst, entry.bytes, deadline_ns, &crc, true))
+      return {Outcome::connection_lost, cat("payload: ", *why)};
     if (crc != entry.crc32c)
       return {Outcome::chunk_failed, cat("checksum mismatch: received payload has crc32c ", crc, ", the store header says ",
                                          entry.crc32c)};
@@ -174,33 +200,33 @@ struct TcpSource::Impl {
     return {Outcome::chunk_ok, {}, entry.bytes};
   }
 
-  void receive_loop() {
+  void receive_loop(Connection& c) {
     while (true) {
       Request head;
       int64_t deadline_ns = 0;
       {
         std::unique_lock lock(mutex);
-        work_cv.wait(lock, [&] { return stopping || !in_flight.empty(); });
+        c.work_cv.wait(lock, [&] { return stopping || !c.in_flight.empty(); });
         if (stopping) return;
-        head = in_flight.front();
-        deadline_ns = std::max(head.sent_ns, last_complete_ns) + timeout_ns;
+        head = c.in_flight.front();
+        deadline_ns = std::max(head.sent_ns, c.last_complete_ns) + timeout_ns;
       }
-      Outcome o = receive_one(head, deadline_ns);
+      Outcome o = receive_one(c, head, deadline_ns);
       std::lock_guard lock(mutex);
       if (o.kind == Outcome::connection_lost) {
         if (now_ns() >= deadline_ns)
           o.error = cat("no complete response within ", timeout_ns / 1'000'000, " ms (", o.error, ")");
-        connection_lost_locked(cat(where(head.chunk), ": ", o.error));
+        connection_lost_locked(c, cat(where(c, head.chunk), ": ", o.error));
         done_cv.notify_all();
         return;
       }
-      in_flight.pop_front();
-      last_complete_ns = now_ns();
-      complete_locked(head, o.kind == Outcome::chunk_ok, o.kind == Outcome::chunk_ok ? std::string() : cat(where(head.chunk), ": ", o.error),
-                      o.bytes);
-      send_queued_locked();
-      if (!lost.empty() && in_flight.empty()) {
-        connection_lost_locked(lost);  // a send failed and nothing more will arrive
+      c.in_flight.pop_front();
+      c.last_complete_ns = now_ns();
+      complete_locked(head, o.kind == Outcome::chunk_ok,
+                      o.kind == Outcome::chunk_ok ? std::string() : cat(where(c, head.chunk), ": ", o.error), o.bytes);
+      send_queued_locked(c);
+      if (!c.lost.empty() && c.in_flight.empty()) {
+        connection_lost_locked(c, c.lost);  // a send failed and nothing more will arrive
         done_cv.notify_all();
         return;
       }
@@ -222,82 +248,112 @@ struct TcpSource::Impl {
     done.push_back(std::move(c));
   }
 
-  // Every chunk in flight or queued fails; the first (the one being received) carries the cause.
-  void connection_lost_locked(const std::string& cause) {
-    lost = cause;
-    bool first = true;
-    for (auto* q : {&in_flight, &queued}) {
-      for (const Request& r : *q) {
-        complete_locked(r, false, first ? cause : cat(where(r.chunk), ": connection abandoned: ", cause), 0);
-        first = false;
-      }
-      q->clear();
-    }
-    // Half-read responses make the stream useless; the fd itself is closed by the next open() or ~TcpSource.
-    ::shutdown(sock.get(), SHUT_RDWR);
+  // The healthy connection carrying the fewest requests, or null when every one is lost.
+  Connection* least_loaded_locked() {
+    Connection* best = nullptr;
+    for (auto& c : connections)
+      if (c->lost.empty() && (!best || c->load() < best->load())) best = c.get();
+    return best;
   }
 
-  void send_queued_locked() {
-    while (lost.empty() && !queued.empty() && in_flight.size() < static_cast<size_t>(options.pipeline_depth)) {
-      Request r = queued.front();
-      queued.pop_front();
-      r.request_id = next_request_id++;
+  // The chunks in flight on c fail, the first (the one being received) with the cause. Requests
+  // not yet sent move to a healthy connection; with none left they fail too.
+  void connection_lost_locked(Connection& c, const std::string& cause) {
+    c.lost = cause;
+    bool first = true;
+    for (const Request& r : c.in_flight) {
+      complete_locked(r, false, first ? cause : cat(where(c, r.chunk), ": connection abandoned: ", cause), 0);
+      first = false;
+    }
+    c.in_flight.clear();
+    std::deque<Request> unsent;
+    unsent.swap(c.queued);
+    for (Request& r : unsent) {
+      if (Connection* other = least_loaded_locked()) {
+        r.request_id = 0;
+        other->queued.push_back(r);
+        send_queued_locked(*other);
+      } else {
+        complete_locked(r, false, first ? cause : cat(where(c, r.chunk), ": connection abandoned: ", cause), 0);
+        first = false;
+      }
+    }
+    // Half-read responses make the stream useless; the fd itself is closed by the next open() or ~TcpSource.
+    ::shutdown(c.sock.get(), SHUT_RDWR);
+  }
+
+  void send_queued_locked(Connection& c) {
+    while (c.lost.empty() && !c.queued.empty() && c.in_flight.size() < static_cast<size_t>(options.pipeline_depth)) {
+      Request r = c.queued.front();
+      c.queued.pop_front();
+      r.request_id = c.next_request_id++;
       const auto raw = net::encode_request({net::RequestType::get_chunk, r.request_id, store_name, static_cast<uint32_t>(r.chunk)});
       try {
-        net::send_all(sock.get(), raw.data(), raw.size(), "sending GET_CHUNK");
+        net::send_all(c.sock.get(), raw.data(), raw.size(), "sending GET_CHUNK");
       } catch (const Error& e) {
-        queued.push_front(r);
+        c.queued.push_front(r);
         // Responses already on their way may still arrive, and the receiver will meet the
         // connection's real end (closed, reset) and report it; with none in flight, nobody will.
-        lost = cat(where(r.chunk), ": ", e.what());
-        if (in_flight.empty()) connection_lost_locked(lost);
+        c.lost = cat(where(c, r.chunk), ": ", e.what());
+        if (c.in_flight.empty()) connection_lost_locked(c, c.lost);
         return;
       }
       r.sent_ns = now_ns();
-      in_flight.push_back(r);
-      work_cv.notify_one();
+      c.in_flight.push_back(r);
+      c.work_cv.notify_one();
     }
   }
 
-  void close_connection() {
+  void close_connections() {
     {
       std::lock_guard lock(mutex);
       stopping = true;
+      for (auto& c : connections) c->work_cv.notify_all();
     }
-    work_cv.notify_all();
-    if (wake.valid()) {
-      const uint64_t one = 1;
-      // Should the eventfd refuse, a shut-down socket wakes the receiver's poll just as well.
-      if (::write(wake.get(), &one, sizeof one) != sizeof one && sock.valid()) ::shutdown(sock.get(), SHUT_RDWR);
+    for (auto& c : connections) {
+      if (c->wake.valid()) {
+        const uint64_t one = 1;
+        // Should the eventfd refuse, a shut-down socket wakes the receiver's poll just as well.
+        if (::write(c->wake.get(), &one, sizeof one) != sizeof one && c->sock.valid()) ::shutdown(c->sock.get(), SHUT_RDWR);
+      }
     }
-    if (receiver.joinable()) receiver.join();
-    sock.reset();
-    wake.reset();
+    for (auto& c : connections)
+      if (c->receiver.joinable()) c->receiver.join();
     std::lock_guard lock(mutex);
+    connections.clear();
     stopping = false;
     opened = false;
-    queued.clear();
-    in_flight.clear();
-    lost.clear();
   }
 
-  void fetch_header(const StoreKey& expected) {
+  std::unique_ptr<Connection> connect_one(int index) const {
+    auto c = std::make_unique<Connection>();
+    c->index = index;
+    c->wake.reset(check_sys(::eventfd(0, EFD_CLOEXEC), "creating the TCP source's wake eventfd"));
+    c->sock = net::connect_tcp(peer, timeout_ns);
+    // A peer that stops reading must not block a request send for ever.
+    timeval tv{static_cast<time_t>(options.request_timeout_ms / 1000),
+               static_cast<suseconds_t>((options.request_timeout_ms % 1000) * 1000)};
+    check_sys(::setsockopt(c->sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), cat(url, ": setsockopt(SO_SNDTIMEO)"));
+    return c;
+  }
+
+  void fetch_header(Connection& c, const StoreKey& expected) {
     const int64_t deadline_ns = now_ns() + timeout_ns;
-    const auto raw = net::encode_request({net::RequestType::get_header, next_request_id++, store_name, 0});
-    net::send_all(sock.get(), raw.data(), raw.size(), cat(url, ": sending GET_HEADER for ", store_name));
+    const auto raw = net::encode_request({net::RequestType::get_header, c.next_request_id++, store_name, 0});
+    net::send_all(c.sock.get(), raw.data(), raw.size(), cat(url, ": sending GET_HEADER for ", store_name));
     std::string error;
-    auto h = recv_response_header(deadline_ns, error);
+    auto h = recv_response_header(c, deadline_ns, error);
     if (!h) throw Error(cat(url, ": header of ", store_name, ": ", error));
     if (h->status != net::Status::ok) {
       bool stream_ok = false;
-      throw Error(cat(url, ": header of ", store_name, ": server replied ", recv_error_text(*h, deadline_ns, stream_ok)));
+      throw Error(cat(url, ": header of ", store_name, ": server replied ", recv_error_text(c, *h, deadline_ns, stream_ok)));
     }
     if (h->payload_bytes > net::kMaxStoreHeaderPayloadBytes)
       throw Error(cat(url, ": header of ", store_name, ": ", h->payload_bytes, " bytes, more than the limit of ",
                       net::kMaxStoreHeaderPayloadBytes));
     std::vector<std::byte> payload(h->payload_bytes);
     uint32_t crc = 0;
-    if (auto why = recv_exact(payload.data(), payload.size(), deadline_ns, &crc, false))
+    if (auto why = recv_exact(c, payload.data(), payload.size(), deadline_ns, &crc, false))
       throw Error(cat(url, ": header of ", store_name, ": ", *why));
     if (crc != h->crc32c) throw Error(cat(url, ": header of ", store_name, ": checksum mismatch"));
     net::StoreHeaderParse parsed = net::parse_store_header(payload);
@@ -311,6 +367,8 @@ TcpSource::TcpSource(const std::string& url, TcpSourceOptions options) : impl_(s
   impl_->peer = net::parse_tcp_url(url);
   if (options.pipeline_depth < 1 || options.pipeline_depth > kMaxPipelineDepth)
     throw UsageError(cat("pipeline depth ", options.pipeline_depth, " outside 1..", kMaxPipelineDepth));
+  if (options.connections < 1 || options.connections > kMaxConnections)
+    throw UsageError(cat("TCP connections ", options.connections, " outside 1..", kMaxConnections));
   if (options.request_timeout_ms <= 0)
     throw UsageError(cat("request timeout ", options.request_timeout_ms, " ms is not positive"));
   impl_->url = cat("tcp://", net::format_host_port(impl_->peer));
@@ -318,10 +376,12 @@ TcpSource::TcpSource(const std::string& url, TcpSourceOptions options) : impl_(s
   impl_->timeout_ns = options.request_timeout_ms * 1'000'000;
 }
 
-TcpSource::~TcpSource() { impl_->close_connection(); }
+TcpSource::~TcpSource() { impl_->close_connections(); }
 
 std::string TcpSource::describe() const {
-  std::string text = cat(impl_->url, " (pipeline ", impl_->options.pipeline_depth);
+  const TcpSourceOptions& o = impl_->options;
+  std::string text = o.connections > 1 ? cat(impl_->url, " (", o.connections, " connections, pipeline ", o.pipeline_depth, " each")
+                                       : cat(impl_->url, " (pipeline ", o.pipeline_depth);
   if (impl_->options.throttle) text += cat(", client throttle ", impl_->options.throttle->describe());
   return text + ")";
 }
@@ -329,27 +389,20 @@ std::string TcpSource::describe() const {
 const StoreHeader& TcpSource::open(const StoreKey& expected) {
   Impl& m = *impl_;
   if (outstanding() > 0) throw Error(cat(m.url, ": open() while ", outstanding(), " chunks of the last load are outstanding"));
-  m.close_connection();
+  m.close_connections();
   {
     std::lock_guard lock(m.mutex);
     m.done.clear();
-    m.last_complete_ns = 0;
   }
   m.store_name = expected.file_name();
-  m.wake.reset(check_sys(::eventfd(0, EFD_CLOEXEC), "creating the TCP source's wake eventfd"));
-  m.sock = net::connect_tcp(m.peer, m.timeout_ns);
-  // A peer that stops reading must not block a request send for ever.
-  timeval tv{static_cast<time_t>(m.options.request_timeout_ms / 1000),
-             static_cast<suseconds_t>((m.options.request_timeout_ms % 1000) * 1000)};
-  check_sys(::setsockopt(m.sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), cat(m.url, ": setsockopt(SO_SNDTIMEO)"));
-  try {
-    m.fetch_header(expected);
-  } catch (...) {
-    m.sock.reset();
-    throw;
-  }
+  // Connected and checked before any receiver starts: a failure leaves no thread behind.
+  std::vector<std::unique_ptr<Connection>> fresh;
+  for (int i = 0; i < m.options.connections; ++i) fresh.push_back(m.connect_one(i));
+  m.fetch_header(*fresh.front(), expected);
+  std::lock_guard lock(m.mutex);
+  m.connections = std::move(fresh);
   m.opened = true;
-  m.receiver = std::thread([&m] { m.receive_loop(); });
+  for (auto& c : m.connections) c->receiver = std::thread([&m, conn = c.get()] { m.receive_loop(*conn); });
   return m.header;
 }
 
@@ -364,11 +417,11 @@ void TcpSource::submit(int chunk, std::byte* dst) {
   ++m.outstanding;
   if (chunk < 0 || static_cast<size_t>(chunk) >= m.header.chunks.size()) {
     m.complete_locked(r, false, cat(m.where(chunk), ": no such chunk (the store has ", m.header.chunks.size(), ")"), 0);
-  } else if (!m.lost.empty()) {
-    m.complete_locked(r, false, cat(m.where(chunk), ": connection lost earlier: ", m.lost), 0);
+  } else if (Connection* c = m.least_loaded_locked()) {
+    c->queued.push_back(r);
+    m.send_queued_locked(*c);
   } else {
-    m.queued.push_back(r);
-    m.send_queued_locked();
+    m.complete_locked(r, false, cat(m.where(chunk), ": connection lost earlier: ", m.connections.front()->lost), 0);
   }
   m.done_cv.notify_all();
 }

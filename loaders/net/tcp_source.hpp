@@ -2,11 +2,13 @@
 //     TcpSource source("tcp://127.0.0.1:7433", {.pipeline_depth = 4});
 //     const StoreHeader& h = source.open(key);   // connects + GET_HEADER + key check (timed)
 //     source.submit(40, buf);  source.submit(39, buf2);  ...  source.reap(true);
-// Up to pipeline_depth GET_CHUNK requests are on the wire at once (more are queued); a receiver
-// thread reads each response straight into the buffer given to submit() and checks its length
-// and CRC-32C. Per-chunk faults (server error reply, checksum mismatch, timeout, connection
-// lost) come back as failed ChunkReads naming the peer and chunk; a lost connection fails every
-// outstanding chunk at once and every later submit() until the next open(). No reconnect.
+// Over `connections` TCP connections (default 1), up to pipeline_depth GET_CHUNK requests are on
+// the wire at once on each (more are queued); each connection's receiver thread reads each
+// response straight into the buffer given to submit() and checks its length and CRC-32C.
+// Per-chunk faults (server error reply, checksum mismatch, timeout, connection lost) come back as
+// failed ChunkReads naming the peer and chunk; a lost connection fails the chunks in flight on it,
+// hands its unsent requests to the other connections, and takes no more; once every connection is
+// lost, every later submit() fails until the next open(). No reconnect.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,11 @@
 namespace cake {
 
 struct TcpSourceOptions {
-  int pipeline_depth = 4;               // GET_CHUNK requests on the wire at once, 1..256
+  int pipeline_depth = 4;               // GET_CHUNK requests on the wire at once per connection, 1..256
+  // TCP connections to the server, 1..64. Chunks go to the connection carrying the fewest; each
+  // has its own receiver thread, so receiving and checksumming spread over cores. A lost
+  // connection fails the chunks in flight on it; its unsent requests move to the others.
+  int connections = 1;
   // Connect, header, and each chunk: a chunk must arrive whole within this many ms of becoming
   // the next response due (its request sent and the one before it complete).
   int64_t request_timeout_ms = 10'000;

@@ -246,6 +246,72 @@ TEST(TcpSource, ServerClosingMidPayloadFailsThatChunk) {
   }
 }
 
+TEST(TcpSource, SeveralConnectionsCarryEveryChunkOnceBitExact) {
+  Seeded s;
+  Watchdog watchdog(60, "TcpSource over several connections");
+  TempDir dir;
+  const WrittenStore store = write_test_store(dir.path(), s.rng, 24);
+  ServerProcess server({.store_dir = dir.path(), .quiet = true});
+  for (int connections : {2, 5}) {
+    SCOPED_TRACE(cat(connections, " connections"));
+    TcpSource source(server.url(), {.pipeline_depth = 2, .connections = connections});
+    EXPECT_EQ(source.describe(), cat(server.url(), " (", connections, " connections, pipeline 2 each)"));
+    for (int round = 0; round < 2; ++round) {  // open() again replaces every connection
+      source.open(store.header.key);
+      std::vector<int> order = all_chunks(store);
+      std::shuffle(order.begin(), order.end(), s.rng);
+      auto buffers = buffers_for(store);
+      const auto reads = load_chunks(source, order, buffers);
+      ASSERT_EQ(reads.size(), order.size());
+      std::set<int> seen;
+      for (const auto& r : reads) {
+        ASSERT_TRUE(r.ok) << r.error;
+        EXPECT_TRUE(seen.insert(r.chunk).second) << "chunk " << r.chunk << " reported twice";
+      }
+      for (size_t i = 0; i < buffers.size(); ++i) ASSERT_EQ(buffers[i], store.payloads[i]) << "chunk " << i;
+      EXPECT_EQ(source.outstanding(), 0);
+    }
+  }
+  EXPECT_THROW(TcpSource(server.url(), {.connections = 0}), UsageError);
+  EXPECT_THROW(TcpSource(server.url(), {.connections = 65}), UsageError);
+}
+
+// Every connection is cut by the server after two chunks: the chunks on a cut connection fail,
+// its unsent requests move to the connections still up, and every chunk is reported exactly once,
+// the good ones bit-exact, without a hang.
+TEST(TcpSource, LostConnectionsHandTheirUnsentChunksOnAndEachChunkEndsOnce) {
+  Seeded s;
+  Watchdog watchdog(30, "losing connections one by one");
+  TempDir dir;
+  const WrittenStore store = write_test_store(dir.path(), s.rng, 30);
+  ServerProcess server({.store_dir = dir.path(), .quiet = true, .close_after_chunks = 2});
+  TcpSource source(server.url(), {.pipeline_depth = 1, .connections = 3});
+  source.open(store.header.key);
+  auto buffers = buffers_for(store);
+  const auto reads = load_chunks(source, all_chunks(store), buffers);
+  ASSERT_EQ(reads.size(), store.payloads.size());
+  std::set<int> seen;
+  int ok = 0;
+  for (const auto& r : reads) {
+    EXPECT_TRUE(seen.insert(r.chunk).second) << "chunk " << r.chunk << " reported twice";
+    if (r.ok) {
+      ++ok;
+      EXPECT_EQ(buffers[static_cast<size_t>(r.chunk)], store.payloads[static_cast<size_t>(r.chunk)]) << "chunk " << r.chunk;
+    } else {
+      EXPECT_TRUE(contains(r.error, "connection ")) << r.error;  // names which connection
+    }
+  }
+  // Each of the 3 connections answers exactly 2 chunks whole before its cut.
+  EXPECT_EQ(ok, 6);
+  // Every connection is gone now: later chunks fail at once, naming the cause.
+  std::vector<std::byte> late(store.payloads[0].size());
+  source.submit(0, late.data());
+  const auto after = source.reap(true);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_FALSE(after[0].ok);
+  EXPECT_TRUE(contains(after[0].error, "connection lost earlier")) << after[0].error;
+}
+
 TEST(TcpSource, MissingOrMismatchedStoreIsRefusedAtOpen) {
   Seeded s;
   Watchdog watchdog(30, "wrong store key");
