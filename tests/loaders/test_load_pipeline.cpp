@@ -214,8 +214,13 @@ TEST(LoadPipeline, FaultsFailOnlyTheirChunksAndLeaveTheCacheUntouched) {
     const ChunkEntry& e = store.header.chunks[static_cast<size_t>(corrupt)];
     UniqueFd fd(::open(store.path.c_str(), O_RDWR | O_CLOEXEC));
     ASSERT_TRUE(fd.valid());
-    const std::byte b{0x5A};
-    ASSERT_EQ(::pwrite(fd.get(), &b, 1, static_cast<off_t>(e.offset + s.rng() % e.bytes)), 1);
+    // Flip bits rather than write a fixed value: the random byte there may already hold it (the
+    // test failed once in 256 runs that way).
+    std::byte b{};
+    const auto at = static_cast<off_t>(e.offset + s.rng() % e.bytes);
+    ASSERT_EQ(::pread(fd.get(), &b, 1, at), 1);
+    b ^= std::byte{0x5A};
+    ASSERT_EQ(::pwrite(fd.get(), &b, 1, at), 1);
   }
   std::set<int> injected;
   while (injected.size() < 2) {
