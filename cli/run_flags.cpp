@@ -73,6 +73,16 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--store", f.store_dir, "KV store directory")->capture_default_str();
   cmd->add_option("--seed", f.seed, "Seed of the synthetic tokens (weights use the model's seed)")->capture_default_str();
   cmd->add_option("--cpu-threads", f.cpu_threads, "CPU backend threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--tp", f.tp,
+                  "Tensor parallelism over this many GPUs (CUDA, NCCL): one thread per GPU, a KV store shard and a "
+                  "load lane per rank")
+      ->capture_default_str();
+  cmd->add_option("--tp-rank", f.tp_rank,
+                  "One process per rank: this process is rank R of --tp (multi-process / multi-host; compute, io and "
+                  "split modes)");
+  cmd->add_option("--tp-id-file", f.tp_id_file,
+                  "With --tp-rank: the file rank 0 writes the NCCL unique id to and the other ranks read (a path all "
+                  "processes see)");
   // One option per sweep axis, from the table: its flag, help and defaults are declared there.
   for (const SweepAxis& axis : sweep_axes())
     if (sweep_flags || axis.prepare) cmd->add_option(axis.flag, f.axes[axis.name], axis.help);
@@ -89,6 +99,10 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--request-size", f.request_size, "io_uring read size")->capture_default_str();
   cmd->add_flag("--buffered", f.buffered, "Read the store through the page cache (no O_DIRECT)");
   cmd->add_option("--staging-slots", f.staging_slots, "Chunks in flight in the load lane")->capture_default_str();
+  cmd->add_option("--tp-throttle", f.tp_throttle,
+                  "With --tp: per-gpu (each rank's load lane gets --bandwidth) or shared (all ranks share one "
+                  "--bandwidth)")
+      ->capture_default_str();
   cmd->add_option("--tcp-pipeline", f.tcp_pipeline, "Chunk requests in flight per TCP source")->capture_default_str();
   cmd->add_option("--inject-compute-delay-ms", f.inject_compute_delay_ms,
                   "Test hook: sleep this long after every computed chunk (regression checks)");
@@ -213,6 +227,9 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   s.warmup = f.warmup;
   s.verify = parse_verify_level(f.verify);
   s.staging_slots = f.staging_slots;
+  if (f.tp_throttle != "per-gpu" && f.tp_throttle != "shared")
+    throw UsageError(cat("--tp-throttle must be per-gpu or shared, got '", f.tp_throttle, "'"));
+  s.shared_throttle = f.tp_throttle == "shared";
   if (f.staging_slots < 1 || f.staging_slots > 64) throw UsageError("--staging-slots must be 1 to 64");
   if (f.queue_depth < 1 || f.queue_depth > 4096) throw UsageError("--queue-depth must be 1 to 4096");
   s.source_options.queue_depth = f.queue_depth;
