@@ -148,6 +148,14 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
     axes["bandwidth"] = cat("trace:", f.bandwidth_trace);
   }
   resolve_axes(axes, r.gpu, sweep, s, r.notes);
+  // One process per rank: every process must make the same compute calls (each all-reduce needs
+  // its peers). Cake and the oracle decide online from each process's own timings, and claims are
+  // agreed only between the ranks of one process: refused here rather than left to hang.
+  if (f.tp_rank >= 0)
+    for (const Mode& m : s.modes)
+      if (m.kind == ModeKind::cake || m.kind == ModeKind::oracle)
+        throw UsageError(cat("--tp-rank runs compute, io and split only (", m.name(),
+                             " needs claims agreed across ranks: run --tp N in one process)"));
   // Two grains (--compute-tokens): the compute lane may prefill runs of several store chunks. A
   // chunk's KV must come out bit-identical in every mode, whatever run it was computed in. The CPU
   // backend computes every row alike whatever the call's size; cuBLAS picks its kernels by the

@@ -19,11 +19,14 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 CUDNN_LIB_DIR=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
 NCCL_LIB_DIR=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/nccl/lib
 export LD_LIBRARY_PATH=$PWD/$CARRY_DIR/lib:$CUDNN_LIB_DIR:$NCCL_LIB_DIR:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-STORE=${STORE:-/dev/shm/cake-tp}
+# Stores in RAM when /dev/shm has room for them (about 30 GB here), else on the disk.
+if [[ -z ${STORE:-} ]]; then
+  if (( $(df --output=avail -B1G /dev/shm | tail -1) >= 60 )); then STORE=/dev/shm/cake-tp; else STORE=$PWD/../cake-tp-store; fi
+fi
 mkdir -p "$STORE"
 LOG=$OUT/tp-$STAGE.log
 step() { echo; echo "=== $* ($(date +%T))"; }
-cb() { echo "+ cake-bench $*"; "$BIN/cake-bench" "$@"; echo "exit $?"; }
+cb() { echo "+ cake-bench $*"; timeout "${CB_TIMEOUT:-400}" "$BIN/cake-bench" "$@"; echo "exit $?"; }
 
 {
 step "machine ($STAGE)"
@@ -35,19 +38,19 @@ env | grep -E 'NVLS|MULTICAST' | sort
 
 if [[ $STAGE == check || $STAGE == all ]]; then
   step "GPU tests: tensor parallelism"
-  "$BIN/test_kernels_gpu" --gtest_filter='GpuTp.*' 2>&1 | tail -40
+  timeout 200 "$BIN/test_kernels_gpu" --gtest_filter='GpuTp.*' 2>&1 | tail -40
 
   step "llama-3-8b TP=1 vs TP=2 (scaling check), mem source"
   for tp in 1 2; do
     cb run --model llama-3-8b --tp $tp --context 16k,32k --mode compute,io,cake --source mem --bandwidth 32gbps,unlimited \
-      --repeat 2 --warmup 1 --verify full --store "$STORE" --out "$OUT/l8b-tp$tp" --quiet 2>&1 | grep -v '^\s*$' | tail -30
+      --repeat ${REP8:-1} --warmup 1 --verify full --store "$STORE" --out "$OUT/l8b-tp$tp" --quiet 2>&1 | grep -v '^\s*$' | tail -30
   done
 
   step "one process per rank: two processes, one GPU each, NCCL unique id over a file"
   rm -f /tmp/cake-tp-id
   for r in 0 1; do
-    CUDA_VISIBLE_DEVICES=$r "$BIN/cake-bench" run --model llama-3-8b --tp 2 --tp-rank $r --tp-id-file /tmp/cake-tp-id \
-      --context 16k --mode compute,io --source mem --bandwidth unlimited --repeat 2 --warmup 1 --verify token \
+    CUDA_VISIBLE_DEVICES=$r timeout 150 "$BIN/cake-bench" run --model llama-3-8b --tp 2 --tp-rank $r --tp-id-file /tmp/cake-tp-id \
+      --context 16k --mode compute,io --source mem --bandwidth unlimited --repeat 1 --warmup 1 --verify token \
       --store "$STORE/mp" --out "$OUT/l8b-mp-rank$r" --quiet > "$OUT/mp-rank$r.txt" 2>&1 &
   done
   wait
@@ -67,10 +70,14 @@ PY
 fi
 
 if [[ $STAGE == sweep70 || $STAGE == all ]]; then
-  step "llama-3.1-70b TP=2, mem source, 16K and 32K"
-  cb run --model llama-3.1-70b --tp 2 --context ${CTX70:-16k,32k} --mode compute,io,cake,oracle --source mem \
-    --bandwidth ${BW70:-8gbps,16gbps,32gbps,64gbps,128gbps,256gbps,400gbps,unlimited} --repeat ${REP70:-1} --warmup ${WARM70:-0} --verify token \
-    --store "$STORE" --out "$OUT/l70b-tp2" --quiet 2>&1 | grep -v '^\s*$' | tail -60
+  for ctx in 16k 32k; do
+    if [[ $ctx == 16k ]]; then bw=${BW70_16:-8gbps,16gbps,32gbps,64gbps,128gbps,256gbps,400gbps,unlimited}; else bw=${BW70_32:-8gbps,32gbps,128gbps,400gbps,unlimited}; fi
+    step "llama-3.1-70b TP=2, mem source, $ctx, $bw"
+    cb run --model llama-3.1-70b --tp 2 --context $ctx --mode compute,io,cake,oracle --source mem \
+      --bandwidth $bw --repeat ${REP70:-1} --warmup ${WARM70:-0} --verify token \
+      --store "$STORE" --out "$OUT/l70b-tp2-$ctx" --quiet 2>&1 | grep -v '^\s*$' | tail -60
+    rm -f "$STORE"/*  # the next context's stores need the room
+  done
 fi
 step "done"
 } > "$LOG" 2>&1
