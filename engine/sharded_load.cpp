@@ -60,6 +60,19 @@ class Coordinator {
     }
   }
 
+  // Rank 0's claim said "later" (the engine waits for news of a chunk in flight). Its own pipeline
+  // treats "later" with nothing of its own in flight as "stop", but the engine's chunk is in flight
+  // until every rank's shard of it lands: then this waits for the next merged completion and
+  // returns true (ask again); false when rank 0 has a shard in flight or no chunk is pending
+  // (pass "later" on: the pipeline's own rule is then the engine's).
+  bool wait_for_news_before_asking_again() {
+    std::unique_lock lock(mutex_);
+    if (in_flight_[0] > 0 || merges_.empty()) return false;
+    const uint64_t seen = merged_done_;
+    cv_.wait(lock, [&] { return merged_done_ != seen || merges_.empty() || leader_done_; });
+    return true;
+  }
+
   void done(int rank, const LoadedChunk& c) {
     std::unique_lock lock(mutex_);
     in_flight_[rank]--;
@@ -82,10 +95,17 @@ class Coordinator {
     if (++m.shards_done < shards_) return;
     const LoadedChunk merged = m.merged;
     const int64_t spread = shards_ > 1 && m.last_claim_ns > 0 ? m.last_claim_ns - m.leader_claim_ns : 0;
-    merges_.erase(c.chunk);
     lock.unlock();
-    std::lock_guard report(report_mutex_);  // the engine's on_done is never called concurrently
-    on_done_(merged, spread);
+    {
+      std::lock_guard report(report_mutex_);  // the engine's on_done is never called concurrently
+      on_done_(merged, spread);
+    }
+    // Counted after the engine has the news, so a claim asked again sees it.
+    lock.lock();
+    merges_.erase(c.chunk);
+    ++merged_done_;
+    lock.unlock();
+    cv_.notify_all();
   }
 
   void abandon() {
@@ -104,6 +124,7 @@ class Coordinator {
   std::vector<int> in_flight_;
   std::map<int, Merge> merges_;
   bool leader_done_ = false;
+  uint64_t merged_done_ = 0;
   std::mutex report_mutex_;
   const ShardedDoneFn& on_done_;
 };
@@ -134,6 +155,7 @@ void run_sharded_load(const std::vector<LoadShard>& shards, const std::function<
             [&, r](const LoadedChunk& c) { coordinator.done(r, c); });
       } catch (...) {
         errors[r] = std::current_exception();
+        coordinator.abandon();  // rank 0 must not wait for this rank's shards
       }
     });
   }
@@ -173,9 +195,12 @@ void run_sharded_load(const std::vector<LoadShard>& shards, const std::function<
     shards[0].pipeline->run(
         shards[0].key,
         [&]() {
-          const std::optional<int> chunk = claim();
-          coordinator.decided(chunk);
-          return chunk;
+          for (;;) {
+            const std::optional<int> chunk = claim();
+            if (chunk == LoadPipeline::kClaimLater && coordinator.wait_for_news_before_asking_again()) continue;
+            coordinator.decided(chunk);
+            return chunk;
+          }
         },
         [&](const LoadedChunk& c) { coordinator.done(0, c); });
   } catch (...) {

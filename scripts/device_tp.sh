@@ -5,6 +5,7 @@
 #            error on llama-3-8b, gated prefill), llama-3-8b TP=1 vs TP=2 (scaling check), and the
 #            one-process-per-rank bootstrap (two processes, one GPU each, unique id over a file)
 #   sweep70: llama-3.1-70b at TP=2, 16K and 32K, compute/io/cake/oracle, mem source
+#   cake8:   llama-3-8b TP=2 compute/io/cake again, and with one throttle shared by both ranks
 # NVLink multicast stays off: NCCL_NVLS_ENABLE=0 (also set by the binary itself before NCCL loads),
 # TORCH_SYMM_MEM_DISABLE_MULTICAST=1, NVSHMEM_DISABLE_NVLS=1, exported for every process started here.
 set -uo pipefail
@@ -69,11 +70,19 @@ for d in ["l8b-tp1", "l8b-tp2", "l8b-mp-rank0", "l8b-mp-rank1"]:
 PY
 fi
 
+if [[ $STAGE == cake8 ]]; then
+  step "llama-3-8b TP=2 again (after the claim-agreement fix), and one throttle shared by both ranks"
+  cb run --model llama-3-8b --tp 2 --context 16k,32k --mode compute,io,cake --source mem --bandwidth 32gbps,unlimited \
+    --repeat ${REP8:-1} --warmup 1 --verify full --store "$STORE" --out "$OUT/l8b-tp2-fixed" --quiet 2>&1 | grep -v '^\s*$' | tail -30
+  cb run --model llama-3-8b --tp 2 --tp-throttle shared --context 16k --mode io,cake --source mem --bandwidth 64gbps \
+    --repeat 1 --warmup 1 --verify token --store "$STORE" --out "$OUT/l8b-tp2-shared" --quiet 2>&1 | grep -v '^\s*$' | tail -12
+fi
+
 if [[ $STAGE == sweep70 || $STAGE == all ]]; then
   for ctx in 16k 32k; do
-    if [[ $ctx == 16k ]]; then bw=${BW70_16:-8gbps,16gbps,32gbps,64gbps,128gbps,256gbps,400gbps,unlimited}; else bw=${BW70_32:-8gbps,32gbps,128gbps,400gbps,unlimited}; fi
+    if [[ $ctx == 16k ]]; then bw=${BW70_16:-8gbps,16gbps,32gbps,64gbps,128gbps,256gbps,400gbps,unlimited}; else bw=${BW70_32:-8gbps,16gbps,32gbps,64gbps,128gbps,256gbps,400gbps,unlimited}; fi
     step "llama-3.1-70b TP=2, mem source, $ctx, $bw"
-    cb run --model llama-3.1-70b --tp 2 --context $ctx --mode compute,io,cake,oracle --source mem \
+    CB_TIMEOUT=$([[ $ctx == 16k ]] && echo ${T70_16:-120} || echo ${T70_32:-170}) cb run --model llama-3.1-70b --tp 2 --context $ctx --mode compute,io,cake,oracle --source mem \
       --bandwidth $bw --repeat ${REP70:-1} --warmup ${WARM70:-0} --verify token \
       --store "$STORE" --out "$OUT/l70b-tp2-$ctx" --quiet 2>&1 | grep -v '^\s*$' | tail -60
     rm -f "$STORE"/*  # the next context's stores need the room

@@ -157,3 +157,88 @@ TEST(ShardedLoad, OneSharedThrottleAndFailedShardsAreRecovered) {
   for (const PointResult& p : points)
     if (p.mode.kind == ModeKind::io) EXPECT_EQ(p.reps[0].chunks_recovered, 2);
 }
+
+// ---- run_sharded_load alone --------------------------------------------------------------------
+
+#include <atomic>
+#include <cstring>
+#include <map>
+
+#include "engine/sharded_load.hpp"
+#include "loaders/mem_source.hpp"
+#include "tests/loaders/store_fixture.hpp"
+
+namespace {
+
+struct ShardCache {
+  std::vector<std::vector<std::byte>> tensors;
+  KvCacheView view;
+  explicit ShardCache(const StoreHeader& h) {
+    view.memory = MemoryKind::host;
+    view.dtype = h.key.dtype;
+    view.layers = h.layers;
+    view.kv_heads = h.kv_heads;
+    view.head_dim = h.head_dim;
+    view.capacity_tokens = h.key.token_count;
+    for (int l = 0; l < 2 * h.layers; ++l) {
+      tensors.emplace_back(view.segment_bytes(h.key.token_count), std::byte{0xEE});
+      (l % 2 == 0 ? view.k : view.v).push_back(tensors.back().data());
+    }
+  }
+};
+
+}  // namespace
+
+// The engine's claim says "later" while a chunk is in flight (as the meet guard does). Rank 0's
+// shard lands long before the slow rank 1's, so rank 0's pipeline has nothing in flight when it is
+// told "later": it must wait for the merged chunk, not stop (seen on two H200s: the load lane of a
+// Cake run loaded one chunk and stopped). Every chunk must arrive, each once, each rank's bytes in
+// its own cache.
+TEST(ShardedLoad, RankZeroWaitsForTheSlowRankInsteadOfStopping) {
+  cake::test::Seeded s;
+  cake::test::TempDir dir;
+  const int chunks = 6;
+  std::vector<cake::test::WrittenStore> stores;
+  std::vector<std::unique_ptr<ShardCache>> caches;
+  for (int r = 0; r < 2; ++r) {
+    const StoreHeader shape = cake::test::make_header(2, 1, 32, DType::bf16, 64 * chunks, 64, 0x77, cat("shard", r));
+    stores.push_back(cake::test::write_random_store(dir.file(cat("shard", r, ".kvstore")), shape, s.rng));
+    caches.push_back(std::make_unique<ShardCache>(shape));
+  }
+  // Rank 1 at 2 MB/s: each 16 KiB chunk takes ~8 ms there, ~nothing on rank 0.
+  const std::unique_ptr<Throttle> slow = make_throttle(2e6, "");
+  MemSource fast_source(stores[0].path), slow_source(stores[1].path, {}, slow.get());
+  LoadPipeline p0(fast_source, caches[0]->view, 64, {.staging_slots = 2});
+  LoadPipeline p1(slow_source, caches[1]->view, 64, {.staging_slots = 2});
+  std::vector<LoadShard> shards{{&p0, stores[0].header.key, -1, nullptr}, {&p1, stores[1].header.key, -1, slow.get()}};
+
+  std::mutex mutex;
+  int next = chunks - 1, in_flight = 0;
+  std::map<int, int> reported;
+  const LoadPipeline::ClaimFn claim = [&]() -> std::optional<int> {
+    std::lock_guard lock(mutex);
+    if (in_flight > 0) return LoadPipeline::kClaimLater;
+    if (next < 0) return std::nullopt;
+    ++in_flight;
+    return next--;
+  };
+  const ShardedDoneFn done = [&](const LoadedChunk& c, int64_t spread) {
+    std::lock_guard lock(mutex);
+    --in_flight;
+    ++reported[c.chunk];
+    EXPECT_TRUE(c.ok) << c.error;
+    EXPECT_GE(spread, 0);
+    EXPECT_EQ(c.bytes, stores[0].header.chunks[c.chunk].bytes + stores[1].header.chunks[c.chunk].bytes);
+  };
+  run_sharded_load(shards, [] {}, claim, done);
+  ASSERT_EQ(static_cast<int>(reported.size()), chunks);
+  for (const auto& [chunk, count] : reported) EXPECT_EQ(count, 1) << "chunk " << chunk;
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < chunks; ++c) {
+      const KvCacheView& v = caches[r]->view;
+      const std::vector<std::byte>& payload = stores[r].payloads[c];
+      for (int seg = 0; seg < 2 * v.layers; ++seg)
+        ASSERT_EQ(std::memcmp(v.segment_ptr(seg, c * 64), payload.data() + seg * v.segment_bytes(64), v.segment_bytes(64)), 0)
+            << "rank " << r << " chunk " << c << " segment " << seg;
+    }
+}
