@@ -59,6 +59,9 @@ BackendOptions backend_options(const Resolved& r, const RunFlags& f, LoadProgres
     o.max_chunk_tokens = std::max<int64_t>(o.max_chunk_tokens, static_cast<int64_t>(c) * std::max(1, r.sweep.compute_tokens / c));
   o.cpu_threads = f.cpu_threads;
   o.attention = parse_attention_choice(attention_of(r.sweep));
+  o.tp = f.tp;
+  o.tp_rank = f.tp_rank;
+  o.tp_id_file = f.tp_id_file;
   return o;
 }
 
@@ -133,6 +136,8 @@ RequestTimeline to_timeline(const PointResult& r, const Point& p) {
     ev.chunks = e.chunks;
     ev.ok = e.ok;
     ev.taken_over = e.taken_over;
+    ev.collective_ms = e.collective_ms;
+    ev.claim_spread_ms = ns_to_ms(e.claim_spread_ns);
     if (e.lane == Lane::compute) {
       ev.lane = "compute";
       ev.start_ms = ns_to_ms(e.start_ns);
@@ -374,6 +379,38 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
   });
 }
 
+// Tensor parallelism: one store shard per rank (its KV heads), all from one prefill.
+void prepare_shards(ComputeBackend& backend, const Request& req, int32_t chunk, const StoreKey& key,
+                    const std::string& store_dir) {
+  std::vector<std::pair<StoreKey, std::string>> missing;
+  for (int r = 0; r < backend.kv_shard_count(); ++r) {
+    const StoreKey k = shard_store_key(backend, key, r);
+    const std::string path = cat(store_dir, "/", k.file_name());
+    if (std::filesystem::exists(path))
+      std::printf("exists   %s  (%s, ctx %zu, chunk %d, shard %d)\n", path.c_str(), req.id.c_str(), req.prefix.size(), chunk, r);
+    else
+      missing.emplace_back(k, path);
+  }
+  if (missing.empty()) return;
+  Stopwatch sw;
+  for (size_t first = 0; first < req.prefix.size(); first += static_cast<size_t>(chunk)) {
+    const size_t n = std::min(req.prefix.size() - first, static_cast<size_t>(chunk));
+    backend.prefill_chunk(std::span<const int32_t>(req.prefix).subspan(first, n), static_cast<int64_t>(first));
+  }
+  backend.synchronize();
+  for (int r = 0; r < backend.kv_shard_count(); ++r) {
+    const StoreKey k = shard_store_key(backend, key, r);
+    const std::string path = cat(store_dir, "/", k.file_name());
+    if (std::find_if(missing.begin(), missing.end(), [&](const auto& m) { return m.second == path; }) == missing.end())
+      continue;
+    const StoreHeader h = write_store_from_view(backend.kv_shard(r), k, path);
+    uint64_t bytes = 0;
+    for (const ChunkEntry& e : h.chunks) bytes += e.bytes;
+    std::printf("wrote    %s  (%s, ctx %zu, chunk %d, shard %d, %s, %.1f s)\n", path.c_str(), req.id.c_str(),
+                req.prefix.size(), chunk, r, format_bytes(bytes).c_str(), sw.elapsed_ms() / 1000);
+  }
+}
+
 void add_prepare_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("prepare", "Compute and write the KV stores a run would load (untimed)");
   auto flags = std::make_shared<RunFlags>();
@@ -388,6 +425,10 @@ void add_prepare_command(CLI::App& app, int& exit_code) {
     for (int32_t chunk : r.sweep.chunk_tokens)
       for (const Request& req : r.sweep.requests) {
         const StoreKey key = store_key_for(*choice.backend, req, chunk);
+        if (choice.backend->kv_shard_count() > 1 || !choice.backend->kv_shard_tag(0).empty()) {
+          prepare_shards(*choice.backend, req, chunk, key, flags->store_dir);
+          continue;
+        }
         const std::string path = cat(flags->store_dir, "/", key.file_name());
         if (std::filesystem::exists(path)) {
           std::printf("exists   %s  (%s, ctx %zu, chunk %d)\n", path.c_str(), req.id.c_str(), req.prefix.size(), chunk);

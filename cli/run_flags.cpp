@@ -73,6 +73,16 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--store", f.store_dir, "KV store directory")->capture_default_str();
   cmd->add_option("--seed", f.seed, "Seed of the synthetic tokens (weights use the model's seed)")->capture_default_str();
   cmd->add_option("--cpu-threads", f.cpu_threads, "CPU backend threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--tp", f.tp,
+                  "Tensor parallelism over this many GPUs (CUDA, NCCL): one thread per GPU, a KV store shard and a "
+                  "load lane per rank")
+      ->capture_default_str();
+  cmd->add_option("--tp-rank", f.tp_rank,
+                  "One process per rank: this process is rank R of --tp (multi-process / multi-host; compute, io and "
+                  "split modes)");
+  cmd->add_option("--tp-id-file", f.tp_id_file,
+                  "With --tp-rank: the file rank 0 writes the NCCL unique id to and the other ranks read (a path all "
+                  "processes see)");
   // One option per sweep axis, from the table: its flag, help and defaults are declared there.
   for (const SweepAxis& axis : sweep_axes())
     if (sweep_flags || axis.prepare) cmd->add_option(axis.flag, f.axes[axis.name], axis.help);
@@ -91,6 +101,10 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--request-size", f.request_size, "io_uring read size")->capture_default_str();
   cmd->add_flag("--buffered", f.buffered, "Read the store through the page cache (no O_DIRECT)");
   cmd->add_option("--staging-slots", f.staging_slots, "Chunks in flight in the load lane")->capture_default_str();
+  cmd->add_option("--tp-throttle", f.tp_throttle,
+                  "With --tp: per-gpu (each rank's load lane gets --bandwidth) or shared (all ranks share one "
+                  "--bandwidth)")
+      ->capture_default_str();
   cmd->add_option("--tcp-pipeline", f.tcp_pipeline, "Chunk requests in flight per TCP connection")->capture_default_str();
   cmd->add_option("--tcp-connections", f.tcp_connections,
                   "TCP connections per TCP source, 1-64: one stream is bound by one core receiving and checksumming "
@@ -140,6 +154,14 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
     axes["bandwidth"] = cat("trace:", f.bandwidth_trace);
   }
   resolve_axes(axes, r.gpu, sweep, s, r.notes);
+  // One process per rank: every process must make the same compute calls (each all-reduce needs
+  // its peers). Cake and the oracle decide online from each process's own timings, and claims are
+  // agreed only between the ranks of one process: refused here rather than left to hang.
+  if (f.tp_rank >= 0)
+    for (const Mode& m : s.modes)
+      if (m.kind == ModeKind::cake || m.kind == ModeKind::oracle)
+        throw UsageError(cat("--tp-rank runs compute, io and split only (", m.name(),
+                             " needs claims agreed across ranks: run --tp N in one process)"));
   // Two grains (--compute-tokens): the compute lane may prefill runs of several store chunks. A
   // chunk's KV must come out bit-identical in every mode, whatever run it was computed in. The CPU
   // backend computes every row alike whatever the call's size; cuBLAS picks its kernels by the
@@ -222,6 +244,9 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   s.warmup = f.warmup;
   s.verify = parse_verify_level(f.verify);
   s.staging_slots = f.staging_slots;
+  if (f.tp_throttle != "per-gpu" && f.tp_throttle != "shared")
+    throw UsageError(cat("--tp-throttle must be per-gpu or shared, got '", f.tp_throttle, "'"));
+  s.shared_throttle = f.tp_throttle == "shared";
   if (f.staging_slots < 1 || f.staging_slots > 64) throw UsageError("--staging-slots must be 1 to 64");
   if (f.queue_depth < 1 || f.queue_depth > 4096) throw UsageError("--queue-depth must be 1 to 4096");
   s.source_options.queue_depth = f.queue_depth;

@@ -52,6 +52,12 @@ struct RunFlags {
   int tcp_pipeline = 4;
   int tcp_connections = 2;  // as many as chunks in flight by default (--staging-slots)
   int cpu_threads = 0;
+  // Tensor parallelism (CUDA): ranks, how the load lanes' bandwidth is throttled, and the
+  // one-process-per-rank bootstrap.
+  int tp = 1;
+  std::string tp_throttle = "per-gpu";  // or "shared"
+  int tp_rank = -1;
+  std::string tp_id_file;
   double inject_compute_delay_ms = 0;
   double inject_compute_slowdown = 1;
   double inject_load_slowdown = 1;

@@ -28,6 +28,11 @@ struct ChunkEvent {
   int64_t h2d_start_ns = 0;      // load only
   uint64_t bytes = 0;            // load only: payload bytes
   std::string error;             // load only, when !ok
+  // Tensor parallelism. compute: GPU ms in the run's all-reduces (rank 0; they include waiting for
+  // the slowest rank). load: how long after rank 0 claimed the chunk the last rank took it (the
+  // cost of agreeing on claims).
+  double collective_ms = 0;
+  int64_t claim_spread_ns = 0;
 };
 
 struct RequestOutcome {

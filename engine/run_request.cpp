@@ -177,16 +177,12 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     load_thread = std::thread([&, device] {
       try {
         device.bind();
-        gate.wait();
-        if (load->throttle) load->throttle->start();
-        load->pipeline->run(
-            load->key,
-            [&]() -> std::optional<int> {
-              if (abort_loads.load()) return std::nullopt;
-              if (guarded) return guarded_load_claim();
-              return claims.claim_for_load();
-            },
-            [&](const LoadedChunk& c) {
+        const LoadPipeline::ClaimFn claim = [&]() -> std::optional<int> {
+          if (abort_loads.load()) return std::nullopt;
+          if (guarded) return guarded_load_claim();
+          return claims.claim_for_load();
+        };
+        const ShardedDoneFn done = [&](const LoadedChunk& c, int64_t claim_spread_ns) {
               guard.load_finished(now_ns());
               ChunkEvent e;
               e.chunk = c.chunk;
@@ -199,11 +195,19 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
               e.end_ns = (c.ok ? c.h2d_end_ns : std::max(c.read_complete_ns, c.claim_ns)) - t0;
               e.bytes = c.ok ? c.bytes : 0;
               e.error = c.error;
+              e.claim_spread_ns = claim_spread_ns;
               std::lock_guard lock(events_mutex);
               e.taken_over = taken_over_chunks.contains(c.chunk);
               load_events.push_back(std::move(e));
               if (!c.ok) failed_chunks.push_back(c.chunk);
-            });
+        };
+        if (load->shards.size() > 1) {
+          run_sharded_load(load->shards, [&] { gate.wait(); }, claim, done);
+        } else {
+          gate.wait();
+          if (load->throttle) load->throttle->start();
+          load->pipeline->run(load->key, claim, [&](const LoadedChunk& c) { done(c, 0); });
+        }
         load_finished_flag.store(true);
         std::lock_guard lock(events_mutex);
         load_done_ns = now_ns() - t0;
@@ -260,6 +264,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
       backend.prefill_chunk(tokens, first_pos);
     }
     backend.synchronize();
+    e.collective_ms = backend.last_collective_ms();
     if (completed && options.inject_compute_delay_ms > 0)
       std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options.inject_compute_delay_ms));
     if (completed && options.inject_compute_slowdown > 1) {

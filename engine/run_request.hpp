@@ -12,9 +12,11 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "engine/mode.hpp"
 #include "engine/request_outcome.hpp"
+#include "engine/sharded_load.hpp"
 #include "kernels/compute_backend.hpp"
 #include "loaders/load_pipeline.hpp"
 #include "loaders/store_format.hpp"
@@ -29,6 +31,9 @@ struct LoadLane {
   Throttle* throttle = nullptr;  // restarted at t0 (a trace's t = 0 is the request start)
   StoreKey key;
   std::string source_description;
+  // Tensor parallelism: one lane per rank (engine/sharded_load.hpp), rank 0's first; its pipeline,
+  // throttle and key are the three above. Empty: one lane.
+  std::vector<LoadShard> shards;
 };
 
 struct RequestOptions {

@@ -52,6 +52,11 @@ std::string SourceProvider::store_path_for(const SourceSpec& spec, const StoreKe
   return store_path(store_dir_, key);
 }
 
+void SourceProvider::forget_throttle(const Throttle* throttle) {
+  for (auto it = impl_->mem_sources.begin(); it != impl_->mem_sources.end();)
+    it = it->first.second == throttle ? impl_->mem_sources.erase(it) : std::next(it);
+}
+
 std::unique_ptr<KvSource> SourceProvider::make(const SourceSpec& spec, const StoreKey& key, Throttle* throttle) {
   std::unique_ptr<KvSource> source;
   switch (spec.kind) {

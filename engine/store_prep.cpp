@@ -25,8 +25,17 @@ StoreKey store_key_for(const ComputeBackend& backend, const Request& request, in
   return key;
 }
 
+StoreKey shard_store_key(const ComputeBackend& backend, const StoreKey& key, int shard) {
+  StoreKey k = key;
+  k.model_fingerprint += backend.kv_shard_tag(shard);
+  return k;
+}
+
 StoreHeader write_store_from_cache(const ComputeBackend& backend, const StoreKey& key, const std::string& path) {
-  const KvCacheView view = backend.kv_cache();
+  return write_store_from_view(backend.kv_cache(), key, path);
+}
+
+StoreHeader write_store_from_view(const KvCacheView& view, const StoreKey& key, const std::string& path) {
   StoreHeader header;
   header.key = key;
   header.layers = view.layers;

@@ -14,6 +14,13 @@ namespace cake {
 StoreKey store_key_for(const ComputeBackend& backend, const Request& request, int32_t chunk_tokens,
                        const std::string& codec = "none");
 
+// Tensor parallelism: the key of shard `shard`'s store (the key with backend.kv_shard_tag(shard)
+// appended to its model fingerprint; the key itself without tensor parallelism).
+StoreKey shard_store_key(const ComputeBackend& backend, const StoreKey& key, int shard);
+
+// Writes the store of the prefix whose KV is in `view` (one shard's cache, or a whole cache).
+StoreHeader write_store_from_view(const KvCacheView& view, const StoreKey& key, const std::string& path);
+
 // Writes the store for the prefix whose KV is ALREADY in backend's cache (e.g. right after a
 // compute-only run of the same request) to `path`. Returns the header written.
 StoreHeader write_store_from_cache(const ComputeBackend& backend, const StoreKey& key, const std::string& path);

@@ -12,6 +12,7 @@
 #include "engine/oracle.hpp"
 #include "engine/run_request.hpp"
 #include "engine/store_prep.hpp"
+#include "engine/thread_device.hpp"
 #include "loaders/load_pipeline.hpp"
 #include "loaders/throttle.hpp"
 
@@ -91,7 +92,8 @@ class Sweep {
   }
 
   RequestOutcome run_one(const Request& request, const Mode& mode, int32_t chunk, const SourceSpec* spec,
-                         const StoreKey& key, Throttle* throttle) {
+                         const StoreKey& key, const std::vector<Throttle*>& throttles) {
+    Throttle* throttle = throttles.empty() ? nullptr : throttles[0];
     if (config_.verify != VerifyLevel::off) backend_.poison_kv_cache();
     // The CPU's speed of the moment, right before a compute-only request (off its clock): what
     // compare's compute/probe divides by (see cpu_probe.hpp); no other mode uses it.
@@ -100,10 +102,33 @@ class Sweep {
     RequestOutcome out;
     if (!mode.loads()) {
       out = run_request(backend_, request, mode, request_options(chunk), nullptr);
-    } else {
-      std::unique_ptr<KvSource> source = provider_.make(*spec, key, throttle);
+    } else if (backend_.kv_shard_count() == 1) {
+      const StoreKey shard_key = shard_store_key(backend_, key, 0);
+      std::unique_ptr<KvSource> source = provider_.make(*spec, shard_key, throttle);
       LoadPipeline pipeline(*source, backend_.kv_cache(), chunk, LoadPipelineOptions{config_.staging_slots});
-      LoadLane lane{&pipeline, throttle, key, source->describe()};
+      LoadLane lane{&pipeline, throttle, shard_key, source->describe(), {}};
+      out = run_request(backend_, request, mode, request_options(chunk), &lane);
+    } else {
+      // Tensor parallelism: a source and a pipeline per rank, each built on its rank's GPU.
+      const ThreadDevice caller = ThreadDevice::capture();
+      const int shards = backend_.kv_shard_count();
+      std::vector<std::unique_ptr<KvSource>> sources;
+      std::vector<std::unique_ptr<LoadPipeline>> pipelines;
+      std::vector<LoadShard> lanes;
+      for (int r = 0; r < shards; ++r) {
+        ThreadDevice::of(backend_.kv_shard_device(r)).bind();
+        Throttle* t = throttles.at(static_cast<size_t>(r) % throttles.size());
+        const StoreKey shard_key = shard_store_key(backend_, key, r);
+        sources.push_back(provider_.make(*spec, shard_key, t));
+        pipelines.push_back(std::make_unique<LoadPipeline>(*sources.back(), backend_.kv_shard(r), chunk,
+                                                           LoadPipelineOptions{config_.staging_slots}));
+        lanes.push_back(LoadShard{pipelines.back().get(), shard_key, backend_.kv_shard_device(r), t});
+      }
+      caller.bind();
+      LoadLane lane{pipelines[0].get(), lanes[0].throttle, lanes[0].key,
+                    cat(sources[0]->describe(), " (+", shards - 1, " more rank shard", shards > 2 ? "s" : "", ", ",
+                        config_.shared_throttle ? "one throttle shared by all ranks" : "a throttle per GPU", ")"),
+                    lanes};
       out = run_request(backend_, request, mode, request_options(chunk), &lane);
     }
     out.cpu_probe_ms = probe_ms;
@@ -114,6 +139,13 @@ class Sweep {
     std::optional<double> rate = bw.bytes_per_sec;
     if (rate && config_.inject_load_slowdown > 1) rate = *rate / config_.inject_load_slowdown;
     return make_throttle(rate, bw.trace_path);
+  }
+  // One per load lane (a rate per GPU), or one for all of them (shared_throttle).
+  std::vector<std::unique_ptr<Throttle>> throttles_for(const BandwidthSetting& bw) const {
+    std::vector<std::unique_ptr<Throttle>> out;
+    const int lanes = config_.shared_throttle ? 1 : backend_.kv_shard_count();
+    for (int r = 0; r < lanes; ++r) out.push_back(throttle_for(bw));
+    return out;
   }
 
   // Token check every repetition; KV of every prefix chunk on the first measured one (full).
@@ -169,9 +201,11 @@ class Sweep {
         // A remote server's store is the server's: it validates it at open, and a failure there
         // fails the request (no number is reported for a source that cannot load).
         if (spec.kind == SourceSpec::Kind::tcp && !spec.location.empty()) continue;
-        const std::string path = provider_.store_path_for(spec, key);
+        for (int shard = 0; shard < backend_.kv_shard_count(); ++shard) {
+        const StoreKey shard_key = shard_store_key(backend_, key, shard);
+        const std::string path = provider_.store_path_for(spec, shard_key);
         if (std::filesystem::exists(path)) {
-          const std::string problem = store_problem(path, key);
+          const std::string problem = store_problem(path, shard_key);
           if (problem.empty()) continue;
           // Never let a broken store turn every load into a compute behind an `io` label: it is
           // rebuilt from the reference run's KV cache (bit-exact with compute), and the user told.
@@ -182,7 +216,8 @@ class Sweep {
         }
         tick(cat(ctx, ": writing store ", path), false);
         std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-        write_store_from_cache(backend_, key, path);
+        write_store_from_view(backend_.kv_shard(shard), shard_key, path);
+        }
       }
     }
 
@@ -193,7 +228,7 @@ class Sweep {
       const int runs = config_.warmup + config_.repeat;
       for (int rep = 0; rep < runs; ++rep) {
         tick(cat(ctx, ": compute rep ", rep + 1, "/", runs), true);
-        RequestOutcome out = run_one(request, p.mode, chunk, nullptr, key, nullptr);
+        RequestOutcome out = run_one(request, p.mode, chunk, nullptr, key, {});
         check(p, out, reference, rep == config_.warmup, request, chunk);
         if (rep >= config_.warmup) p.reps.push_back(std::move(out));
       }
@@ -210,7 +245,9 @@ class Sweep {
     for (const SourceSpec& spec : config_.sources) {
       for (const BandwidthSetting& bw : config_.bandwidths) {
         const std::string group = cat(ctx, " ", spec.text(), " ", bw.text());
-        std::unique_ptr<Throttle> throttle = throttle_for(bw);
+        const std::vector<std::unique_ptr<Throttle>> owned_throttles = throttles_for(bw);
+        std::vector<Throttle*> throttles;
+        for (const auto& t : owned_throttles) throttles.push_back(t.get());
         if (compute_point) {
           PointResult p = *compute_point;
           p.source = spec.text();
@@ -225,7 +262,7 @@ class Sweep {
             // The best static split from measured costs: per-chunk compute times of the reference
             // run, per-chunk load time of a Cake calibration run at this bandwidth.
             tick(cat(group, ": oracle calibration (cake run)"), true);
-            const RequestOutcome calibration = run_one(request, parse_mode("cake"), chunk, &spec, key, throttle.get());
+            const RequestOutcome calibration = run_one(request, parse_mode("cake"), chunk, &spec, key, throttles);
             const std::vector<double> compute_ms = compute_ms_per_chunk(warm_costs(request, chunk));
             mode.split_chunk = calibration.chunks_loaded > 0
                                    ? best_static_split(compute_ms, load_ms_per_chunk(calibration))
@@ -235,7 +272,7 @@ class Sweep {
           p.source = spec.text();
           p.bandwidth = bw;
           p.throttle = bw.text();
-          p.store_path = provider_.store_path_for(spec, key);
+          p.store_path = provider_.store_path_for(spec, shard_store_key(backend_, key, 0));
           group_points.push_back(std::move(p));
         }
         const int runs = config_.warmup + config_.repeat;
@@ -243,13 +280,14 @@ class Sweep {
           for (size_t j = 0; j < group_points.size(); ++j) {
             PointResult& p = group_points[(j + static_cast<size_t>(rep)) % group_points.size()];  // alternate
             tick(cat(group, ": ", p.mode.name(), " rep ", rep + 1, "/", runs), true);
-            RequestOutcome out = run_one(request, p.mode, chunk, &spec, key, throttle.get());
+            RequestOutcome out = run_one(request, p.mode, chunk, &spec, key, throttles);
             p.source_description = out.source_description;
             check(p, out, reference, rep == config_.warmup, request, chunk);
             if (rep >= config_.warmup) p.reps.push_back(std::move(out));
           }
         }
         for (PointResult& p : group_points) points_.push_back(std::move(p));
+        for (Throttle* t : throttles) provider_.forget_throttle(t);
       }
     }
   }

@@ -49,6 +49,9 @@ struct SweepConfig {
   int warmup = 1;
   VerifyLevel verify = VerifyLevel::full;
   int staging_slots = 2;
+  // Tensor parallelism: one throttle shared by every rank's load lane (the bandwidth is the
+  // host's) instead of one per GPU (the bandwidth is each GPU's).
+  bool shared_throttle = false;
   SourceOptions source_options;
   double inject_compute_delay_ms = 0;
   // Test hooks for the CI gate (scripts/ci_regression.sh): a lane made this many times slower.

@@ -8,6 +8,12 @@ class ThreadDevice {
  public:
   // Captures the calling thread's current device (when a GPU is in use).
   static ThreadDevice capture();
+  // A given GPU (-1: none, bind() does nothing).
+  static ThreadDevice of(int device) {
+    ThreadDevice d;
+    d.device_ = device;
+    return d;
+  }
   // Makes it current on the calling thread.
   void bind() const;
 

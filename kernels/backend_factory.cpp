@@ -6,6 +6,7 @@
 
 #if defined(CAKE_HAVE_CUDA_BACKEND)
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/tp_backend.hpp"
 #endif
 
 namespace cake {
@@ -57,7 +58,35 @@ const char* attention_choice_name(AttentionChoice choice) {
 }
 
 BackendChoice make_backend(BackendKind kind, const ModelConfig& model, const BackendOptions& options) {
-  if (kind == BackendKind::cpu) return {make_cpu_backend(model, options), "the CPU backend, as asked"};
+  if (options.tp < 1) throw UsageError(cat("--tp must be at least 1, got ", options.tp));
+  if (options.tp > 1 || options.tp_rank >= 0) {
+    // Tensor parallelism is a CUDA backend feature (NCCL all-reduces between GPUs).
+    if (kind == BackendKind::cpu) throw UsageError("--tp runs on the CUDA backend only (the CPU backend has one rank)");
+    const CudaInfo cuda = probe_cuda();
+    const std::string no_gpu = why_no_gpu(cuda);
+    if (!no_gpu.empty()) throw EnvironmentError(cat("--tp ", options.tp, " needs GPUs: ", no_gpu));
+#if defined(CAKE_HAVE_CUDA_BACKEND)
+    const int gpus = static_cast<int>(cuda.gpus.size());
+    if (options.tp_rank >= 0) {
+      if (options.tp_rank >= options.tp) throw UsageError(cat("--tp-rank ", options.tp_rank, " must be below --tp ", options.tp));
+      if (options.tp_id_file.empty()) throw UsageError("--tp-rank needs --tp-id-file (where rank 0 writes the NCCL unique id)");
+      BackendOptions o = options;
+      o.device = options.tp_rank % gpus;
+      std::unique_ptr<ComputeBackend> backend =
+          make_cuda_tp_rank_process_backend(model, o, options.tp, options.tp_rank, options.tp_id_file, options.tp_id_timeout_s);
+      const std::string details = backend->details();
+      return {std::move(backend), cat("the CUDA backend on GPU ", o.device, " (", cuda.gpus[o.device].name, "); ", details)};
+    }
+    if (options.tp > gpus) throw EnvironmentError(cat("--tp ", options.tp, " needs ", options.tp, " GPUs; this machine has ", gpus));
+    std::vector<int> devices;
+    for (int d = 0; d < options.tp; ++d) devices.push_back(d);
+    std::unique_ptr<ComputeBackend> backend = make_cuda_tp_backend(model, options, devices);
+    const std::string details = backend->details();
+    return {std::move(backend), cat("the CUDA backend on ", options.tp, " GPUs (", cuda.gpus[0].name, "); ", details)};
+#else
+    throw InternalError("internal: a GPU was reported usable in a build without the CUDA backend");
+#endif
+  }
 
   const CudaInfo cuda = probe_cuda();
   const std::string no_gpu = why_no_gpu(cuda);

@@ -38,6 +38,13 @@ struct BackendOptions {
   // be checkpoint->model. The backend's model() then carries the content fingerprint.
   std::shared_ptr<const ckpt::Checkpoint> checkpoint;
   std::function<void(uint64_t done_bytes, uint64_t total_bytes)> load_progress;  // while reading it
+  // Tensor parallelism (CUDA backend): tp ranks. tp_rank < 0: one process, a thread per GPU on
+  // GPUs 0..tp-1. tp_rank >= 0: this process is that rank alone, on GPU tp_rank modulo the GPUs it
+  // sees, and the ranks meet through the NCCL unique id in tp_id_file (rank 0 writes it).
+  int tp = 1;
+  int tp_rank = -1;
+  std::string tp_id_file;
+  double tp_id_timeout_s = 120;
 };
 
 class ComputeBackend {
@@ -79,6 +86,29 @@ class ComputeBackend {
 
   // Fills the whole KV cache with NaN so a read of anything not written shows up in the output.
   virtual void poison_kv_cache() = 0;
+
+  // Tensor parallelism (kernels/cuda/tp_backend.hpp): the KV cache is held in shards, one per
+  // rank (its KV heads), each on its own GPU, each loaded by its own load lane from its own store
+  // shard. Without it: one shard, the whole kv_cache().
+  virtual int kv_shard_count() const { return 1; }
+  virtual KvCacheView kv_shard(int shard) const {
+    (void)shard;
+    return kv_cache();
+  }
+  // The GPU shard `shard` lives on; -1 for host memory.
+  virtual int kv_shard_device(int shard) const {
+    (void)shard;
+    return -1;
+  }
+  // Appended to the store key of shard `shard` ("" without tensor parallelism), so a rank can only
+  // open a store of its own KV heads.
+  virtual std::string kv_shard_tag(int shard) const {
+    (void)shard;
+    return "";
+  }
+  // GPU milliseconds spent in collectives (the all-reduces) by the last prefill or first_token,
+  // read after synchronize(); 0 without tensor parallelism.
+  virtual double last_collective_ms() const { return 0; }
 };
 
 }  // namespace cake

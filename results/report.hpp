@@ -96,6 +96,10 @@ struct TimelineEvent {
   // compute: the run was abandoned at a layer boundary, taken over by the load lane (ok is false);
   // load/h2d: the chunk was taken over from the compute lane.
   bool taken_over = false;
+  // Tensor parallelism. compute: GPU ms of the run's all-reduces; load: ms the last rank took the
+  // chunk after rank 0 decided (the cost of agreeing on claims). 0 without it.
+  double collective_ms = 0;
+  double claim_spread_ms = 0;
 
   bool operator==(const TimelineEvent&) const = default;
 };

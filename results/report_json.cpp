@@ -88,7 +88,9 @@ json timeline_to_json(const RequestTimeline& t) {
                       {"bytes", e.bytes},
                       {"queue_wait_ms", e.queue_wait_ms},
                       {"ok", e.ok},
-                      {"taken_over", e.taken_over}});
+                      {"taken_over", e.taken_over},
+                      {"collective_ms", e.collective_ms},
+                      {"claim_spread_ms", e.claim_spread_ms}});
   return {{"point_key", t.point_key}, {"mode", t.mode}, {"repetition", t.repetition}, {"events", events}};
 }
 
@@ -297,6 +299,8 @@ TimelineEvent event_from(const Fields& f) {
   // Newer fields (reports before the compute lane's runs and take-overs lack them).
   if (f.has("chunks")) e.chunks = f.int32("chunks");
   if (f.has("taken_over")) e.taken_over = f.boolean("taken_over");
+  if (f.has("collective_ms")) e.collective_ms = f.number("collective_ms");
+  if (f.has("claim_spread_ms")) e.claim_spread_ms = f.number("claim_spread_ms");
   if (e.chunks < 1) throw UsageError(cat(f.origin(), ": ", f.where("chunks"), ": must be at least 1, got ", e.chunks));
   if (e.end_ms < e.start_ms)
     throw UsageError(cat(f.origin(), ": ", f.where("end_ms"), ": ", e.end_ms, " is before start_ms ", e.start_ms));

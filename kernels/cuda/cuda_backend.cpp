@@ -4,6 +4,7 @@
 // on its own stream at the same time.
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/cuda_backend_stream.hpp"
+#include "kernels/cuda/tp_rank.hpp"
 
 #include <algorithm>
 #include <array>
@@ -21,6 +22,7 @@
 #include "kernels/cuda/gemm.hpp"
 #include "kernels/cuda/ops.hpp"
 #include "kernels/seeded_weights.hpp"
+#include "kernels/tp_shard.hpp"
 
 namespace cake {
 namespace {
@@ -39,8 +41,15 @@ struct LayerWeights {
   bf16* w_down = nullptr;
 };
 
-void check_shapes(const ModelConfig& m, const BackendOptions& o) {
+void check_shapes(const ModelConfig& m, const BackendOptions& o, const TpRank& tp) {
   m.validate();
+  if (tp.world > 1) {
+    if (o.checkpoint != nullptr)
+      throw UsageError("CUDA backend: tensor parallelism runs seeded weights only (checkpoints are not sharded yet)");
+    const std::string problem = tp_split_problem(m, tp.world);
+    if (!problem.empty()) throw UsageError(cat("CUDA backend: ", problem));
+    if (tp.comm == nullptr) throw InternalError("CUDA backend: a tensor-parallel rank without a communicator");
+  }
   auto require = [](bool ok, const std::string& why) {
     if (!ok) throw UsageError(cat("CUDA backend: ", why));
   };
@@ -88,7 +97,12 @@ size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
 class CudaBackend final : public ComputeBackend {
  public:
-  CudaBackend(const ModelConfig& model, const BackendOptions& options);
+  CudaBackend(const ModelConfig& model, const BackendOptions& options, const TpRank& tp);
+  double last_collective_ms() const override;
+  int kv_shard_device(int) const override { return gpu_.device; }
+  std::string kv_shard_tag(int) const override {
+    return tp_.world > 1 ? tp_store_suffix(tp_shard(model_, tp_.rank, tp_.world)) : "";
+  }
 
   std::string name() const override { return "cuda"; }
   std::string details() const override { return attention_path_; }
@@ -115,8 +129,13 @@ class CudaBackend final : public ComputeBackend {
   cuda::AttentionArgs attention_args(int n, int64_t first_pos, const bf16* qkv, const bf16* k_cache,
                                      const bf16* v_cache, bf16* out) const;
   void load_weights(const ckpt::Checkpoint& checkpoint);
+  // Tensor parallelism: the residual stream x holds this rank's partial sum; make it the sum over
+  // every rank (in place, bf16). Timed with events when collective timing is on.
+  void all_reduce_x(int n, int layer, int which);
 
-  ModelConfig model_;
+  ModelConfig model_;  // the whole model (reports, fingerprints)
+  TpRank tp_;
+  ModelConfig local_;  // what this rank computes: model_ with q_heads, kv_heads, ffn divided by world
   BackendOptions options_;
   DeviceSelection gpu_;
   cuda::Stream stream_{"the CUDA backend's compute stream"};
@@ -151,14 +170,19 @@ class CudaBackend final : public ComputeBackend {
   // Gated prefills keep the host at most two layers ahead of the device, so a gate's "stop" takes
   // effect within a layer or two (an ungated prefill queues the whole model at once).
   std::array<cuda::Event, 2> layer_done_{cuda::Event(false), cuda::Event(false)};
+  // Per all-reduce (2 a layer) a start and end event; the last forward's count of them.
+  std::vector<cuda::Event> collective_start_, collective_end_;
+  int collectives_recorded_ = 0;
 };
 
-CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options)
-    : model_((check_shapes(model, options), model)),
+CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options, const TpRank& tp)
+    : model_((check_shapes(model, options, tp), model)),
+      tp_(tp),
+      local_(tp.world > 1 ? tp_local_model(model, tp.world) : model),
       options_(options),
       gpu_(options.device),
       attention_(options.device, model.head_dim) {
-  const ModelConfig& m = model_;
+  const ModelConfig& m = local_;
   const size_t h = m.hidden;
   const size_t q_width = static_cast<size_t>(m.q_heads) * m.head_dim;
   const size_t chunk = options.max_chunk_tokens;
@@ -243,11 +267,37 @@ CudaBackend::CudaBackend(const ModelConfig& model, const BackendOptions& options
     stream_.synchronize("generating weights");
   }
   choose_attention(options.attention);
+  if (tp_.world > 1) {
+    for (int i = 0; i < 2 * m.layers; ++i) {
+      collective_start_.emplace_back(true);
+      collective_end_.emplace_back(true);
+    }
+  }
+}
+
+void CudaBackend::all_reduce_x(int n, int layer, int which) {
+  const size_t count = static_cast<size_t>(n) * local_.hidden;
+  const int slot = 2 * layer + which;
+  const char* what = which == 0 ? "all-reduce after o_proj" : "all-reduce after the MLP";
+  NvtxRange range(what);  // the host's enqueue; the NCCL kernel itself shows on the GPU's row
+  collective_start_[slot].record(stream_.get());
+  nccl::Library::get().all_reduce_sum(x_.get(), x_.get(), count, nccl::DataType::bf16, tp_.comm->get(), stream_.get(),
+                                      what);
+  collective_end_[slot].record(stream_.get());
+  collectives_recorded_ = std::max(collectives_recorded_, slot + 1);
+}
+
+// GPU time inside the all-reduces of the last forward (they include waiting for the slowest rank:
+// what the collectives cost this rank's compute lane). Call after synchronize().
+double CudaBackend::last_collective_ms() const {
+  double ms = 0;
+  for (int i = 0; i < collectives_recorded_; ++i) ms += collective_end_[i].elapsed_ms_since(collective_start_[i]);
+  return ms;
 }
 
 cuda::AttentionArgs CudaBackend::attention_args(int n, int64_t first_pos, const bf16* qkv, const bf16* k_cache,
                                                 const bf16* v_cache, bf16* out) const {
-  const ModelConfig& m = model_;
+  const ModelConfig& m = local_;
   cuda::AttentionArgs args;
   args.q = qkv;
   args.q_row_stride = m.qkv_width();
@@ -273,7 +323,7 @@ void CudaBackend::choose_attention(AttentionChoice choice) {
     return;
   }
   try {
-    auto cudnn = std::make_unique<cuda::CudnnAttention>(gpu_.device, model_.head_dim);
+    auto cudnn = std::make_unique<cuda::CudnnAttention>(gpu_.device, local_.head_dim);
     const int probe_n = static_cast<int>(std::min<int64_t>(64, options_.max_chunk_tokens));
     cudnn->prepare_plan(attention_args(probe_n, probe_n, proj_.as<bf16>(), kv_.as<bf16>(), kv_.as<bf16>(),
                                        act_.as<bf16>()),
@@ -353,6 +403,7 @@ void CudaBackend::load_weights(const ckpt::Checkpoint& c) {
   load.progress = options_.load_progress;
   const ckpt::LoadStats stats = ckpt::load_checkpoint(c, sink, load);
   model_.weights_fingerprint = stats.content_fingerprint;
+  local_.weights_fingerprint = stats.content_fingerprint;
   weights_note_ = cat("checkpoint ", c.dir, " (", c.dtypes, "): ", ckpt::load_summary(stats),
                       " into pinned memory; BF16 uploaded as is, F32/F16 rounded to bf16 (nearest even) on the host",
                       c.model.tied_embeddings ? "; LM head tied to the embedding (one copy)" : "",
@@ -362,6 +413,39 @@ void CudaBackend::load_weights(const ckpt::Checkpoint& c) {
 void CudaBackend::generate_weights() {
   const ModelConfig& m = model_;
   const uint64_t seed = m.weight_seed;
+  if (tp_.world > 1) {
+    // This rank's slices of the unsplit seeded weights (kernels/tp_shard.hpp), element for element
+    // the values the unsplit backend generates: TP=N computes the same model as TP=1.
+    const TpShard shard = tp_shard(m, tp_.rank, tp_.world);
+    const QkvRows qkv = tp_qkv_rows(m, shard);
+    const GateUpRows gu = tp_gate_up_rows(m, shard);
+    const Range o_cols = tp_o_columns(m, shard), down_cols = tp_down_columns(m, shard);
+    const uint64_t h = m.hidden, q_full = static_cast<uint64_t>(m.q_heads) * m.head_dim;
+    cudaStream_t s = stream_.get();
+    for (int l = 0; l < m.layers; ++l) {
+      const LayerWeights& w = layers_[l];
+      cuda::fill_seeded_norm(w.attn_norm, h, seed, layer_tensor_id(l, WeightKind::attn_norm), s);
+      const uint32_t t_qkv = layer_tensor_id(l, WeightKind::wqkv);
+      bf16* dst = w.wqkv;
+      for (const Range& r : {qkv.q, qkv.k, qkv.v}) {
+        cuda::fill_seeded_linear_block(dst, r.count, h, h, r.begin, 0, seed, t_qkv, m.hidden, s);
+        dst += static_cast<uint64_t>(r.count) * h;
+      }
+      cuda::fill_seeded_linear_block(w.wo, h, o_cols.count, q_full, 0, o_cols.begin, seed,
+                                     layer_tensor_id(l, WeightKind::wo), static_cast<int>(q_full), s);
+      cuda::fill_seeded_norm(w.mlp_norm, h, seed, layer_tensor_id(l, WeightKind::mlp_norm), s);
+      const uint32_t t_gu = layer_tensor_id(l, WeightKind::w_gate_up);
+      cuda::fill_seeded_linear_block(w.w_gate_up, gu.gate.count, h, h, gu.gate.begin, 0, seed, t_gu, m.hidden, s);
+      cuda::fill_seeded_linear_block(w.w_gate_up + static_cast<uint64_t>(gu.gate.count) * h, gu.up.count, h, h,
+                                     gu.up.begin, 0, seed, t_gu, m.hidden, s);
+      cuda::fill_seeded_linear_block(w.w_down, h, down_cols.count, m.ffn, 0, down_cols.begin, seed,
+                                     layer_tensor_id(l, WeightKind::w_down), m.ffn, s);
+    }
+    cuda::fill_seeded_embedding(embedding_, static_cast<uint64_t>(m.vocab) * h, seed, s);
+    cuda::fill_seeded_norm(final_norm_, h, seed, kFinalNormTensor, s);
+    cuda::fill_seeded_linear(lm_head_, static_cast<uint64_t>(m.vocab) * h, seed, kLmHeadTensor, m.hidden, s);
+    return;
+  }
   const uint64_t h = m.hidden;
   const uint64_t q_width = static_cast<uint64_t>(m.q_heads) * m.head_dim;
   cudaStream_t s = stream_.get();
@@ -406,7 +490,12 @@ void CudaBackend::upload_tokens(std::span<const int32_t> tokens) {
 }
 
 bool CudaBackend::forward(int n, int64_t first_pos, const LayerGate* gate) {
-  const ModelConfig& m = model_;
+  const ModelConfig& m = local_;
+  const bool tp = tp_.world > 1;
+  // Row-split GEMMs: rank 0 adds its partial sum to the residual, the others write theirs over
+  // it; the all-reduce then leaves x + the sum of every rank's part on every rank.
+  const bool residual_here = !tp || tp_.rank == 0;
+  collectives_recorded_ = 0;
   cudaStream_t s = stream_.get();
   const int q_width = m.q_heads * m.head_dim;
   const float eps = static_cast<float>(m.norm_eps);
@@ -433,11 +522,13 @@ bool CudaBackend::forward(int n, int64_t first_pos, const LayerGate* gate) {
       cudnn_attention_->launch(args, s);
     else
       attention_.launch(args, s);
-    gemm_.linear(act, n, q_width, w.wo, m.hidden, x, true, "wo + residual");
+    gemm_.linear(act, n, q_width, w.wo, m.hidden, x, residual_here, "wo + residual");
+    if (tp) all_reduce_x(n, l, 0);
     cuda::rmsnorm(x, w.mlp_norm, act, n, m.hidden, eps, s);
     gemm_.linear(act, n, m.hidden, w.w_gate_up, 2 * m.ffn, proj, false, "gate_up");
     cuda::swiglu(proj, act, n, m.ffn, s);
-    gemm_.linear(act, n, m.ffn, w.w_down, m.hidden, x, true, "down + residual");
+    gemm_.linear(act, n, m.ffn, w.w_down, m.hidden, x, residual_here, "down + residual");
+    if (tp) all_reduce_x(n, l, 1);
     if (gated) layer_done_[l % 2].record(s);
   }
   return true;
@@ -500,7 +591,12 @@ void CudaBackend::poison_kv_cache() {
 }  // namespace
 
 std::unique_ptr<ComputeBackend> make_cuda_backend(const ModelConfig& model, const BackendOptions& options) {
-  return std::make_unique<CudaBackend>(model, options);
+  return std::make_unique<CudaBackend>(model, options, TpRank{});
+}
+
+std::unique_ptr<ComputeBackend> make_cuda_backend_rank(const ModelConfig& model, const BackendOptions& options,
+                                                       const TpRank& tp) {
+  return std::make_unique<CudaBackend>(model, options, tp);
 }
 
 cudaStream_t cuda_backend_stream(const ComputeBackend& backend) {

@@ -63,7 +63,30 @@ void launch_fill(const FillArgs& a, cudaStream_t stream, const char* what) {
   CAKE_CUDA_LAUNCH(cat(what, " (", a.count, " elements, tensor ", a.tensor, ")"));
 }
 
+// A block of a seeded linear weight: out[i][j] = W[row0 + i][col0 + j] of the full W
+// [..][full_cols], so a tensor-parallel rank generates exactly its slice of the unsplit weights.
+__global__ void fill_linear_block_kernel(bf16* out, uint64_t rows, uint64_t cols, uint64_t full_cols, uint64_t row0,
+                                         uint64_t col0, uint64_t seed, uint32_t tensor, int fan_in) {
+  const uint64_t count = rows * cols;
+  for (uint64_t i = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
+    const uint64_t r = i / cols, c = i % cols;
+    out[i] = __float2bfloat16_rn(seeded_linear_weight(seed, tensor, (row0 + r) * full_cols + col0 + c, fan_in));
+  }
+}
+
 }  // namespace
+
+void fill_seeded_linear_block(bf16* out, uint64_t rows, uint64_t cols, uint64_t full_cols, uint64_t row0, uint64_t col0,
+                              uint64_t seed, uint32_t tensor, int fan_in, cudaStream_t stream) {
+  const uint64_t count = rows * cols;
+  if (count == 0) return;
+  if (col0 + cols > full_cols) throw Error(cat("generating a weight block: columns [", col0, ", ", col0 + cols,
+                                              ") exceed the tensor's ", full_cols));
+  fill_linear_block_kernel<<<elementwise_blocks(count), kElementwiseThreads, 0, stream>>>(out, rows, cols, full_cols, row0,
+                                                                                        col0, seed, tensor, fan_in);
+  CAKE_CUDA_LAUNCH(cat("generating a block of linear weights (", rows, "x", cols, ", tensor ", tensor, ")"));
+}
 
 void fill_seeded_linear(bf16* out, uint64_t count, uint64_t seed, uint32_t tensor, int fan_in, cudaStream_t stream) {
   launch_fill<Fill::linear>(FillArgs{out, count, seed, tensor, fan_in, 0}, stream, "generating linear weights");

@@ -14,6 +14,10 @@ using bf16 = __nv_bfloat16;
 
 // ---- weights (kernels/seeded_weights.hpp, computed on the device, rounded to nearest even) ----
 void fill_seeded_linear(bf16* out, uint64_t count, uint64_t seed, uint32_t tensor, int fan_in, cudaStream_t stream);
+// Rows [row0, row0 + rows) x columns [col0, col0 + cols) of the seeded linear weight W
+// [..][full_cols] (same values as fill_seeded_linear of the whole W), into out [rows][cols].
+void fill_seeded_linear_block(bf16* out, uint64_t rows, uint64_t cols, uint64_t full_cols, uint64_t row0, uint64_t col0,
+                              uint64_t seed, uint32_t tensor, int fan_in, cudaStream_t stream);
 void fill_seeded_norm(bf16* out, uint64_t count, uint64_t seed, uint32_t tensor, cudaStream_t stream);
 void fill_seeded_embedding(bf16* out, uint64_t count, uint64_t seed, cudaStream_t stream);
 // Every element set to the same bit pattern (0x7FC0 = NaN poisons a KV cache).

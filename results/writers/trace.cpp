@@ -61,6 +61,11 @@ json render_chrome_trace(const RequestTimeline& t, int pid) {
                  {"dur", us(e.end_ms - e.start_ms)},
                  {"args", {{"chunk", e.chunk}, {"chunks", e.chunks}, {"bytes", e.bytes}, {"queue_wait_ms", e.queue_wait_ms},
                            {"ok", e.ok}, {"taken_over", e.taken_over}}}};
+      if (e.collective_ms > 0) {
+        ev["args"]["allreduce_ms"] = e.collective_ms;
+        ev["name"] = cat(event_name(e), " (all-reduce ", fixed(e.collective_ms, 2), " ms)");
+      }
+      if (e.claim_spread_ms > 0) ev["args"]["claim_agreement_ms"] = e.claim_spread_ms;
       if (!e.ok) ev["cname"] = "terrible";
       events.push_back(std::move(ev));
     }
