@@ -897,6 +897,7 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
       const int64_t wait_from = now_ns();
       const int reading = ledger.pieces_reading();
       const bool copying = !copies.empty();
+      const bool no_free_piece = ledger.free_pieces() == 0;
       if (reading == 0 && !copying)
         throw InternalError(cat("load pipeline: ", ledger.active_chunks(), " chunks active but no piece is out"));
       if (copying && (reading == 0 || (ledger.free_pieces() == 0 && copies.size() >= 2))) {
@@ -913,9 +914,10 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
         arrived = piece_source->take_pieces(copying ? kPollNs : kPiecesWaitNs);
       }
       const int64_t waited = now_ns() - wait_from;
-      if (ledger.free_pieces() == 0) stats.wait_no_free_piece_ns += waited;
-      else if (reading > 0) stats.wait_reads_ns += waited;
+      if (reading > 0 && !copying) stats.wait_reads_ns += waited;
+      else if (reading > 0) stats.wait_overlap_ns += waited;
       else stats.wait_copies_ns += waited;
+      if (no_free_piece && copying) stats.wait_no_free_piece_ns += waited;
     }
   } catch (...) {
     drain_pieces();  // no read or copy may outlive this call into the staging pieces

@@ -65,11 +65,12 @@ struct LoadPipelineStats {
   uint64_t pieces = 0;                // pieces handed to the source
   int max_pieces_reading = 0;         // most pieces out at the readers at once
   int max_pieces_copying = 0;         // most pieces queued on the copy stream at once
-  int64_t wait_no_free_piece_ns = 0;  // the lane waited with every staging piece out (staging too small
-                                      //   or copies too slow)
-  int64_t wait_reads_ns = 0;          // it waited for reads with staging pieces free (readers too slow,
-                                      //   or no chunk to claim)
-  int64_t wait_copies_ns = 0;         // it waited for copies with no read out
+  // The lane's thread waited (nothing to hand out, land or recycle) ...
+  int64_t wait_reads_ns = 0;          // ... for reads, no copy queued (the readers are the limit)
+  int64_t wait_overlap_ns = 0;        // ... for reads with copies queued (both at work)
+  int64_t wait_copies_ns = 0;         // ... for copies, no read out
+  int64_t wait_no_free_piece_ns = 0;  // of all that, with no staging piece free while some were held by
+                                      //   copies (staging too small for the copy engine's lag)
   int64_t run_ns = 0;                 // the whole byte-staging loop
 };
 

@@ -40,6 +40,7 @@ void PieceReaders::start(const PieceReaderFile& file) {
     throw InternalError(cat("piece readers: start() for ", file.path, " without a header or with request size ", file.request_bytes));
   file_ = file;
   stats_.assign(threads_.size(), PieceReaderStats{});
+  started_ns_ = now_ns();
 }
 
 void PieceReaders::read_piece(const PieceRead& piece) {
@@ -93,7 +94,7 @@ void PieceReaders::work(Ring& ring, size_t index) {
     const int64_t idle_from = now_ns();
     job_ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
     if (jobs_.empty()) return;  // stopping, and nothing left to read
-    stats_[index].idle_ns += now_ns() - idle_from;
+    stats_[index].idle_ns += now_ns() - std::max(idle_from, started_ns_);  // idle since start() only
     const PieceRead job = jobs_.front();
     jobs_.pop_front();
     const PieceReaderFile file = file_;

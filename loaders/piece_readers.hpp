@@ -78,6 +78,7 @@ class PieceReaders final : public PieceSource {
   int in_flight_ = 0;  // queued + being read + done but not taken
   bool stopping_ = false;
   PieceReaderFile file_;
+  int64_t started_ns_ = 0;                    // of start(): statistics count from there
   std::vector<PieceReaderStats> stats_;       // per thread, under mutex_
   std::vector<std::unique_ptr<Ring>> rings_;  // one per thread; outlive the threads
   std::vector<std::thread> threads_;
