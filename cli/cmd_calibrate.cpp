@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -37,6 +38,7 @@ struct CalibrateArgs {
   int repeat = 1;
   bool no_fio = false;
   bool json = false;
+  std::string json_out;  // also write the JSON object here, beside the table
   double point_seconds = 2;   // a throttled point loads at most about this long (whole chunks)
   std::string target = "auto";
   int reader_threads = 0;            // 0: the file source's default
@@ -343,6 +345,11 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
 
   if (args.json) std::cout << to_json(store, points, args, options, ceilings, target).dump(2) << "\n";
   else print_table(store, points, args, ceilings, target);
+  if (!args.json_out.empty()) {
+    std::ofstream f(args.json_out);
+    f << to_json(store, points, args, options, ceilings, target).dump(2) << "\n";
+    if (!f) throw EnvironmentError(cat("cannot write ", args.json_out));
+  }
 
   exit_code = kExitOk;
   for (const Point& p : points) {
@@ -393,6 +400,7 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_flag("--no-fio", args->no_fio, "Do not run fio");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
+  cmd->add_option("--json-out", args->json_out, "Also write the JSON object to this file");
   cmd->callback([args, &exit_code] { run_calibrate(*args, exit_code); });
 }
 
