@@ -46,7 +46,7 @@ calibrate() {
     --chunks-in-flight 4 --reader-threads 8
   # Variants: reader threads, piece size, bytes in flight.
   for v in "--reader-threads 8" "--reader-threads 14" "--piece-size 1MiB" "--piece-size 16MiB" \
-           "--staging-size 256MiB" "--staging-size 512MiB --piece-size 8MiB --reader-threads 14"; do
+           "--request-size 256KiB" "--staging-size 256MiB" "--staging-size 512MiB --piece-size 8MiB --reader-threads 14"; do
     # shellcheck disable=SC2086
     run timeout 60 "$B" calibrate --store "$CAL" --size 4GiB --source file --repeat 2 --no-fio $v
   done
