@@ -62,8 +62,8 @@ class FileSource : public KvSource {
   PieceSource* piece_source() override;
   // Where the reader threads spent their time since the last open().
   PieceReaderStats reader_stats() const { return pieces_->stats(); }
-  // Three quarters of this host's cores, 1 to 12: reads out of tmpfs are CPU copies of ~4-5 GB/s
-  // a core, and the lanes and the copy engine's feeding need the rest.
+  // This host's cores less two (the load lane's thread, and one for the rest), 1 to 14: reads out
+  // of tmpfs are CPU copies of ~3-5 GB/s a core, checksummed on the same core.
   static int default_reader_threads();
 
   // After open(): whether reads really bypass the page cache, and if not, why.

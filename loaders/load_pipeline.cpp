@@ -743,8 +743,9 @@ void LoadPipeline::Impl::make_piece_pool() {
   const uint64_t wanted = options.staging_bytes > 0 ? options.staging_bytes : kDefaultStagingBytes;
   const uint64_t cap = slot_bytes * static_cast<uint64_t>(options.staging_slots);
   const uint64_t in_flight = std::min(wanted, cap);
-  // At least two pieces (one read while the other is copied), and one for each reader thread.
-  pool_pieces = static_cast<int>(std::max<uint64_t>({2, static_cast<uint64_t>(piece_source->readers()),
+  // At least two pieces for each reader thread (one read while the other is copied): with 16 MiB
+  // pieces in 128 MiB, 12 readers on the H200 sat idle 40% of the time waiting for a free piece.
+  pool_pieces = static_cast<int>(std::max<uint64_t>({2, 2 * static_cast<uint64_t>(piece_source->readers()),
                                                       (in_flight + piece_bytes - 1) / piece_bytes}));
   const uint64_t pool_bytes = piece_bytes * static_cast<uint64_t>(pool_pieces);
   if (target.memory == MemoryKind::device) {
