@@ -780,7 +780,12 @@ void LoadPipeline::Impl::drain_pieces() {
 
 void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
   PieceLedger ledger(pool_pieces, piece_bytes);
-  std::map<int, LoadedChunk> records;  // of the active chunks
+  struct InFlight {
+    LoadedChunk record;
+    NvtxSpan load;  // "load c=i": claimed, until reported
+    NvtxSpan h2d;   // "h2d c=i": from its first copy, until reported
+  };
+  std::map<int, InFlight> records;     // of the active chunks
   std::deque<PieceJob> copies;         // device: pieces whose copies are queued, in stream order
   const std::string where = piece_source->location();
   bool claiming = true;
@@ -818,12 +823,12 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
           continue;
         }
         const ChunkEntry& entry = header->chunks[static_cast<size_t>(*chunk)];
-        records[*chunk] = record;
+        records[*chunk] = InFlight{record, NvtxSpan(cat("load c=", *chunk)), NvtxSpan()};
         ledger.add_chunk(*chunk, entry.bytes, entry.crc32c, where);
       }
       // Hand every free staging piece to the next bytes of the oldest chunks.
       while (const std::optional<PieceJob> job = ledger.next_job()) {
-        LoadedChunk& record = records.at(job->chunk);
+        LoadedChunk& record = records.at(job->chunk).record;
         if (record.read_submit_ns == 0) record.read_submit_ns = now_ns();
         piece_source->read_piece({job->chunk, job->offset, job->bytes, piece_ptr(job->piece), job->piece});
         ++stats.pieces;
@@ -837,11 +842,15 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
       for (const PieceLanded& landed : landed_now) {
         progressed = true;
         const PieceJob job{landed.read.chunk, landed.read.tag, landed.read.offset, landed.read.bytes};
-        LoadedChunk& record = records.at(job.chunk);
+        InFlight& in_flight = records.at(job.chunk);
+        LoadedChunk& record = in_flight.record;
         record.read_complete_ns = std::max(record.read_complete_ns, landed.landed_ns);
         if (!ledger.landed(job, landed.ok, landed.crc, landed.error)) continue;
         const ChunkEntry& entry = header->chunks[static_cast<size_t>(job.chunk)];
-        if (record.h2d_start_ns == 0) record.h2d_start_ns = now_ns();
+        if (record.h2d_start_ns == 0) {
+          record.h2d_start_ns = now_ns();
+          in_flight.h2d = NvtxSpan(cat("h2d c=", job.chunk));
+        }
         try {
           copy_bytes(job.chunk, entry, piece_ptr(job.piece), job.offset, job.bytes);
           if (target.memory == MemoryKind::host) {
@@ -873,7 +882,7 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
           error = cat("uploading chunk ", job.chunk, ": ", e.what());
         }
         copies.pop_front();
-        records.at(job.chunk).h2d_end_ns = now_ns();
+        records.at(job.chunk).record.h2d_end_ns = now_ns();
         ledger.copied(job, error);
         progressed = true;
       }
@@ -882,7 +891,9 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
         progressed = true;
         claim_later = false;
         auto node = records.extract(f.chunk);
-        LoadedChunk record = std::move(node.mapped());
+        node.mapped().load.end();
+        node.mapped().h2d.end();
+        LoadedChunk record = std::move(node.mapped().record);
         if (record.read_complete_ns == 0) record.read_complete_ns = now_ns();
         if (record.h2d_end_ns == 0) record.h2d_end_ns = now_ns();
         if (record.h2d_start_ns == 0) record.h2d_start_ns = record.h2d_end_ns;
