@@ -89,6 +89,11 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--request-size", f.request_size, "io_uring read size")->capture_default_str();
   cmd->add_flag("--buffered", f.buffered, "Read the store through the page cache (no O_DIRECT)");
   cmd->add_option("--staging-slots", f.staging_slots, "Chunks in flight in the load lane")->capture_default_str();
+  cmd->add_option("--staging-size", f.staging_size,
+                  "File source: bytes in flight in the load lane (a pool of pinned staging pieces, within the staging slots' chunks)")
+      ->capture_default_str();
+  cmd->add_option("--piece-size", f.piece_size, "File source: one staging piece, uploaded as it lands (a 4 KiB multiple)")
+      ->capture_default_str();
   cmd->add_option("--tcp-pipeline", f.tcp_pipeline, "Chunk requests in flight per TCP source")->capture_default_str();
   cmd->add_option("--inject-compute-delay-ms", f.inject_compute_delay_ms,
                   "Test hook: sleep this long after every computed chunk (regression checks)");
@@ -214,6 +219,12 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   s.verify = parse_verify_level(f.verify);
   s.staging_slots = f.staging_slots;
   if (f.staging_slots < 1 || f.staging_slots > 64) throw UsageError("--staging-slots must be 1 to 64");
+  s.staging_bytes = parse_bytes(f.staging_size);
+  s.piece_bytes = parse_bytes(f.piece_size);
+  if (s.piece_bytes < 4096 || s.piece_bytes % 4096 != 0)
+    throw UsageError(cat("--piece-size must be a positive multiple of 4 KiB, got ", f.piece_size));
+  if (s.staging_bytes < s.piece_bytes)
+    throw UsageError(cat("--staging-size ", f.staging_size, " must hold at least one piece of ", f.piece_size));
   if (f.queue_depth < 1 || f.queue_depth > 4096) throw UsageError("--queue-depth must be 1 to 4096");
   s.source_options.queue_depth = f.queue_depth;
   s.source_options.request_bytes = parse_bytes(f.request_size);

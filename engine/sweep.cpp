@@ -102,7 +102,10 @@ class Sweep {
       out = run_request(backend_, request, mode, request_options(chunk), nullptr);
     } else {
       std::unique_ptr<KvSource> source = provider_.make(*spec, key, throttle);
-      LoadPipeline pipeline(*source, backend_.kv_cache(), chunk, LoadPipelineOptions{config_.staging_slots});
+      LoadPipeline pipeline(*source, backend_.kv_cache(), chunk,
+                            LoadPipelineOptions{.staging_slots = config_.staging_slots,
+                                                .staging_bytes = config_.staging_bytes,
+                                                .piece_bytes = config_.piece_bytes});
       LoadLane lane{&pipeline, throttle, key, source->describe()};
       out = run_request(backend_, request, mode, request_options(chunk), &lane);
     }

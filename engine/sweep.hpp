@@ -49,6 +49,8 @@ struct SweepConfig {
   int warmup = 1;
   VerifyLevel verify = VerifyLevel::full;
   int staging_slots = 2;
+  uint64_t staging_bytes = 0;  // byte staging of sources with pieces (file); 0: the pipeline's defaults
+  uint64_t piece_bytes = 0;
   SourceOptions source_options;
   double inject_compute_delay_ms = 0;
   // Test hooks for the CI gate (scripts/ci_regression.sh): a lane made this many times slower.
