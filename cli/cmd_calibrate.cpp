@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -37,9 +38,14 @@ struct CalibrateArgs {
   int repeat = 1;
   bool no_fio = false;
   bool json = false;
+  std::string json_out;  // also write the JSON object here, beside the table
   double point_seconds = 2;   // a throttled point loads at most about this long (whole chunks)
   std::string target = "auto";
-  int reader_threads = 8;
+  int reader_threads = 0;            // 0: the file source's default
+  std::string staging = "pieces";    // byte staging, or whole-chunk slots (the older path)
+  std::string staging_size = "128MiB";
+  std::string piece_size = "4MiB";
+  int chunks_in_flight = 8;
 };
 
 // A throttled point whose achieved rate is under this share of its target measured the loader,
@@ -159,6 +165,7 @@ void print_table(const CalibrationStore& store, const std::vector<Point>& points
   if (any_bound)
     std::printf("* loader-bound: achieved under %.0f%% of the target; the point measures the loader, not the bandwidth\n",
                 kLoaderBoundShare * 100);
+  std::printf("where the unthrottled load waited: %s\n", points.front().load.wait_summary().c_str());
   if (args.repeat > 1) std::printf("(medians of %d runs each; --json lists every run)\n", args.repeat);
   for (const Point& p : points)
     if (!p.fio_bytes_per_sec && args.source == "file" && !p.target_bytes_per_sec)
@@ -189,6 +196,21 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
     j["o_direct"] = p.load.o_direct;
     j["chunks"] = p.load.chunks;
     j["failed_chunks"] = p.load.failed_chunks;
+    j["wait_summary"] = p.load.wait_summary();
+    j["lane_wait_ms"] = {{"path", p.load.pipeline.path},
+                         {"pool_pieces", p.load.pipeline.pool_pieces},
+                         {"piece_bytes", p.load.pipeline.piece_bytes},
+                         {"no_free_piece", p.load.pipeline.wait_no_free_piece_ns / 1e6},
+                         {"reads", p.load.pipeline.wait_reads_ns / 1e6},
+                         {"reads_with_copies", p.load.pipeline.wait_overlap_ns / 1e6},
+                         {"copies", p.load.pipeline.wait_copies_ns / 1e6},
+                         {"run", p.load.pipeline.run_ns / 1e6}};
+    if (p.load.readers)
+      j["readers_ms"] = {{"threads", p.load.readers->threads},
+                         {"read", p.load.readers->read_ns / 1e6},
+                         {"checksum", p.load.readers->checksum_ns / 1e6},
+                         {"throttle", p.load.readers->throttle_ns / 1e6},
+                         {"idle", p.load.readers->idle_ns / 1e6}};
     j["ratio_to_target"] = p.target_bytes_per_sec ? nlohmann::json(p.load.bytes_per_sec() / *p.target_bytes_per_sec)
                                                   : nlohmann::json(nullptr);
     j["ratio_to_fio"] =
@@ -209,6 +231,11 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
   out["o_direct_detail"] = points.front().load.o_direct_detail;
   out["queue_depth"] = options.queue_depth;
   out["request_bytes"] = options.request_bytes;
+  out["reader_threads"] = options.reader_threads;
+  out["staging"] = args.staging;
+  out["staging_size"] = args.staging_size;
+  out["piece_size"] = args.piece_size;
+  out["chunks_in_flight"] = args.chunks_in_flight;
   out["repeat"] = args.repeat;
   out["points"] = pts;
   out["target"] = target;
@@ -241,7 +268,17 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
   FileSourceOptions options;
   options.queue_depth = args.queue_depth;
   options.request_bytes = parse_bytes(args.request_size);
-  options.reader_threads = args.reader_threads;  // the loader's, when its reads are CPU copies, as the baseline's
+  options.reader_threads = args.reader_threads > 0 ? args.reader_threads : FileSource::default_reader_threads();
+  if (args.staging != "pieces" && args.staging != "chunks")
+    throw UsageError(cat("invalid --staging '", args.staging, "': use pieces or chunks"));
+  if (args.chunks_in_flight < 1 || args.chunks_in_flight > 64) throw UsageError("--chunks-in-flight must be 1 to 64");
+  LoadPipelineOptions pipeline;
+  pipeline.staging_slots = args.chunks_in_flight;
+  pipeline.piece_staging = args.staging == "pieces";
+  pipeline.staging_bytes = parse_bytes(args.staging_size);
+  pipeline.piece_bytes = parse_bytes(args.piece_size);
+  if (pipeline.piece_bytes == 0 || pipeline.piece_bytes % 4096 != 0)
+    throw UsageError(cat("--piece-size ", args.piece_size, " must be a positive multiple of 4 KiB"));
   const uint64_t size_bytes = parse_bytes(args.size);
   if (args.repeat < 1) throw UsageError(cat("--repeat ", args.repeat, " must be at least 1"));
   const std::vector<double> rates = args.bandwidths.empty() ? std::vector<double>{} : parse_target_rates(args.bandwidths);
@@ -255,8 +292,8 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
   std::unique_ptr<MemSource> mem;  // read and page-locked once, before any clock
   if (args.source == "mem") mem = std::make_unique<MemSource>(store.path, MemSourceOptions{.request_bytes = options.request_bytes});
   auto measure = [&](Throttle* throttle, size_t chunk_limit) {
-    return args.source == "file" ? measure_file_load(store.path, store.header, options, throttle, 4, &cache, chunk_limit)
-                                 : measure_mem_load(*mem, store.header, throttle, 4, &cache, chunk_limit);
+    return args.source == "file" ? measure_file_load(store.path, store.header, options, throttle, pipeline, &cache, chunk_limit)
+                                 : measure_mem_load(*mem, store.header, throttle, pipeline, &cache, chunk_limit);
   };
   Ceilings ceilings;
   if (gpu) {
@@ -282,9 +319,9 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
     points.push_back(std::move(p));
   }
   if (args.source == "file") {
-    if (!args.json) std::fprintf(stderr, "calibrate: plain %d-thread reader ...\n", args.reader_threads);
+    if (!args.json) std::fprintf(stderr, "calibrate: plain %d-thread reader ...\n", options.reader_threads);
     try {
-      ceilings.reader = measure_plain_reader(store.path, store.header, args.reader_threads, options.request_bytes);
+      ceilings.reader = measure_plain_reader(store.path, store.header, options.reader_threads, options.request_bytes);
     } catch (const Error& e) {
       ceilings.reader_note = e.what();
     }
@@ -308,6 +345,11 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
 
   if (args.json) std::cout << to_json(store, points, args, options, ceilings, target).dump(2) << "\n";
   else print_table(store, points, args, ceilings, target);
+  if (!args.json_out.empty()) {
+    std::ofstream f(args.json_out);
+    f << to_json(store, points, args, options, ceilings, target).dump(2) << "\n";
+    if (!f) throw EnvironmentError(cat("cannot write ", args.json_out));
+  }
 
   exit_code = kExitOk;
   for (const Point& p : points) {
@@ -336,8 +378,18 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--target", args->target, "Where the chunks go: auto (the GPU when there is one), host or gpu")
       ->capture_default_str();
   cmd->add_option("--reader-threads", args->reader_threads,
-                  "Reader threads of the file source when its reads are CPU copies (tmpfs, page cache), and of the "
-                  "plain pread baseline reader")
+                  "Reader threads of the file source, and of the plain pread baseline reader (0: the file source's "
+                  "default, the cores less two, 1 to 14)")
+      ->capture_default_str();
+  cmd->add_option("--staging", args->staging,
+                  "pieces: staging sized in bytes in flight, each piece uploaded as it lands; chunks: whole-chunk "
+                  "slots (the older path, for comparison)")
+      ->capture_default_str();
+  cmd->add_option("--staging-size", args->staging_size, "Byte staging: bytes in flight (a pool of pinned pieces)")
+      ->capture_default_str();
+  cmd->add_option("--piece-size", args->piece_size, "Byte staging: one staging piece, a 4 KiB multiple")
+      ->capture_default_str();
+  cmd->add_option("--chunks-in-flight", args->chunks_in_flight, "Chunks claimed and not yet resident at once")
       ->capture_default_str();
   cmd->add_option("--queue-depth", args->queue_depth, "Reads in flight (fio: iodepth)")->capture_default_str();
   cmd->add_option("--request-size", args->request_size, "Bytes per read (fio: bs), a 4 KiB multiple")->capture_default_str();
@@ -348,6 +400,7 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_flag("--no-fio", args->no_fio, "Do not run fio");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of a table");
+  cmd->add_option("--json-out", args->json_out, "Also write the JSON object to this file");
   cmd->callback([args, &exit_code] { run_calibrate(*args, exit_code); });
 }
 

@@ -200,6 +200,8 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r, const std::stri
           {"request_bytes", r.sweep.source_options.request_bytes},
           {"o_direct", !f.buffered},
           {"staging_slots", f.staging_slots},
+          {"staging_bytes", r.sweep.staging_bytes},
+          {"piece_bytes", r.sweep.piece_bytes},
           {"tcp_pipeline", f.tcp_pipeline},
           {"tcp_connections", f.tcp_connections},
           {"compute_tokens", r.sweep.compute_tokens},

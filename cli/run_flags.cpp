@@ -105,6 +105,11 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
                   "With --tp: per-gpu (each rank's load lane gets --bandwidth) or shared (all ranks share one "
                   "--bandwidth)")
       ->capture_default_str();
+  cmd->add_option("--staging-size", f.staging_size,
+                  "File source: bytes in flight in the load lane (a pool of pinned staging pieces, within the staging slots' chunks)")
+      ->capture_default_str();
+  cmd->add_option("--piece-size", f.piece_size, "File source: one staging piece, uploaded as it lands (a 4 KiB multiple)")
+      ->capture_default_str();
   cmd->add_option("--tcp-pipeline", f.tcp_pipeline, "Chunk requests in flight per TCP connection")->capture_default_str();
   cmd->add_option("--tcp-connections", f.tcp_connections,
                   "TCP connections per TCP source, 1-64: one stream is bound by one core receiving and checksumming "
@@ -248,6 +253,12 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
     throw UsageError(cat("--tp-throttle must be per-gpu or shared, got '", f.tp_throttle, "'"));
   s.shared_throttle = f.tp_throttle == "shared";
   if (f.staging_slots < 1 || f.staging_slots > 64) throw UsageError("--staging-slots must be 1 to 64");
+  s.staging_bytes = parse_bytes(f.staging_size);
+  s.piece_bytes = parse_bytes(f.piece_size);
+  if (s.piece_bytes < 4096 || s.piece_bytes % 4096 != 0)
+    throw UsageError(cat("--piece-size must be a positive multiple of 4 KiB, got ", f.piece_size));
+  if (s.staging_bytes < s.piece_bytes)
+    throw UsageError(cat("--staging-size ", f.staging_size, " must hold at least one piece of ", f.piece_size));
   if (f.queue_depth < 1 || f.queue_depth > 4096) throw UsageError("--queue-depth must be 1 to 4096");
   s.source_options.queue_depth = f.queue_depth;
   s.source_options.request_bytes = parse_bytes(f.request_size);

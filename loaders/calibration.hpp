@@ -12,6 +12,7 @@
 #include "kernels/kv_cache.hpp"
 
 #include "loaders/file_source.hpp"
+#include "loaders/load_pipeline.hpp"
 #include "loaders/store_format.hpp"
 #include "loaders/throttle.hpp"
 
@@ -39,7 +40,11 @@ struct LoadMeasurement {
   bool o_direct = false;
   std::string o_direct_detail;
   std::string source_description;
+  LoadPipelineStats pipeline;                // where the load lane's thread waited
+  std::optional<PieceReaderStats> readers;   // file source: where its reader threads spent their time
   double bytes_per_sec() const { return seconds > 0 ? static_cast<double>(bytes) / seconds : 0; }
+  // "lane (pieces, 32 x 4.0 MiB): waited 1.2 ms with every piece out, ...; 12 readers: ..."
+  std::string wait_summary() const;
 };
 
 // A KV cache shaped like a calibration store, in host memory or on the current GPU.
@@ -57,23 +62,23 @@ class CalibrationCache {
 bool calibration_gpu_available();
 
 // Loads the first `chunk_limit` chunks (0: all) of the store, in order, through a FileSource and
-// the LoadPipeline (`staging_slots` chunks in flight) into `cache` (nullptr: a host cache made
-// here, untimed); checksums included; timed from open() to the last chunk resident. `header`
-// is the store's. The throttle may be null.
+// the LoadPipeline (`pipeline`: chunks in flight, byte staging) into `cache` (nullptr: a host
+// cache made here, untimed); checksums included; timed from open() to the last chunk resident.
+// `header` is the store's. The throttle may be null.
 LoadMeasurement measure_file_load(const std::string& path, const StoreHeader& header, const FileSourceOptions& options,
-                                  Throttle* throttle, int staging_slots = 4, const CalibrationCache* cache = nullptr,
-                                  size_t chunk_limit = 0);
+                                  Throttle* throttle, const LoadPipelineOptions& pipeline = {},
+                                  const CalibrationCache* cache = nullptr, size_t chunk_limit = 0);
 // The same through a MemSource (the store held in RAM, page-locked where CUDA allows, copied
 // straight into the cache): the throttle and the copy alone, no storage.
 LoadMeasurement measure_mem_load(const std::string& path, const StoreHeader& header, uint64_t request_bytes,
-                                 Throttle* throttle, int staging_slots = 4, const CalibrationCache* cache = nullptr,
-                                 size_t chunk_limit = 0);
+                                 Throttle* throttle, const LoadPipelineOptions& pipeline = {},
+                                 const CalibrationCache* cache = nullptr, size_t chunk_limit = 0);
 
 class MemSource;
 // The same through a memory source made once (the store read and page-locked once); the source's
 // throttle is replaced by `throttle` for this load.
-LoadMeasurement measure_mem_load(MemSource& source, const StoreHeader& header, Throttle* throttle, int staging_slots,
-                                 const CalibrationCache* cache, size_t chunk_limit);
+LoadMeasurement measure_mem_load(MemSource& source, const StoreHeader& header, Throttle* throttle,
+                                 const LoadPipelineOptions& pipeline, const CalibrationCache* cache, size_t chunk_limit);
 
 // The pinned host-to-device copy rate (cudaMemcpyAsync from cudaHostAlloc memory, `bytes` per
 // copy, the best of `repeats`), bytes/s; nullopt without a GPU.

@@ -29,6 +29,21 @@ HostResidentChunks* FaultInjectingSource::host_resident() {
   return resident_ ? this : nullptr;
 }
 
+PieceSource* FaultInjectingSource::piece_source() {
+  pieces_ = inner_->piece_source();
+  return pieces_ ? this : nullptr;
+}
+
+std::vector<PieceLanded> FaultInjectingSource::take_pieces(int64_t wait_ns) {
+  std::vector<PieceLanded> landed = pieces_->take_pieces(wait_ns);
+  for (PieceLanded& p : landed) {
+    if (!p.ok || !failing_chunks_.contains(p.read.chunk)) continue;
+    p.ok = false;
+    p.error = cat(reason_, " in chunk ", p.read.chunk, " of ", inner_->describe());
+  }
+  return landed;
+}
+
 std::string FaultInjectingSource::forced_failure(int chunk) const {
   if (!failing_chunks_.contains(chunk)) return resident_->forced_failure(chunk);
   return cat(reason_, " in chunk ", chunk, " of ", inner_->describe());

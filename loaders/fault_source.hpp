@@ -11,7 +11,7 @@
 
 namespace cake {
 
-class FaultInjectingSource : public KvSource, private HostResidentChunks {
+class FaultInjectingSource : public KvSource, private HostResidentChunks, private PieceSource {
  public:
   // Chunks in `failing_chunks` are read for real (same timing) and then reported failed with
   // "<reason> in chunk <i> of <inner describe()>".
@@ -31,6 +31,8 @@ class FaultInjectingSource : public KvSource, private HostResidentChunks {
   std::vector<ChunkRead> reap_progress(int64_t wait_ns) override;
   // The inner source's resident payloads, with the failing chunks failed by forced_failure().
   HostResidentChunks* host_resident() override;
+  // The inner source's pieces, those of the failing chunks failed as they land.
+  PieceSource* piece_source() override;
 
   KvSource& inner() { return *inner_; }
 
@@ -39,11 +41,17 @@ class FaultInjectingSource : public KvSource, private HostResidentChunks {
   bool page_locked() const override { return resident_->page_locked(); }
   Throttle* throttle() const override { return resident_->throttle(); }
   uint64_t piece_bytes() const override { return resident_->piece_bytes(); }
-  std::string location() const override { return resident_->location(); }
+  std::string location() const override { return resident_ ? resident_->location() : pieces_->location(); }
   std::string forced_failure(int chunk) const override;
+  void read_piece(const PieceRead& piece) override { pieces_->read_piece(piece); }
+  std::vector<PieceLanded> take_pieces(int64_t wait_ns) override;
+  int pieces_in_flight() const override { return pieces_->pieces_in_flight(); }
+  int readers() const override { return pieces_->readers(); }
+  // (HostResidentChunks::location() serves both: the resident or the piece source's.)
   void fail_chosen(std::vector<ChunkRead>& done) const;
 
   HostResidentChunks* resident_ = nullptr;
+  PieceSource* pieces_ = nullptr;
   std::unique_ptr<KvSource> inner_;
   std::set<int> failing_chunks_;
   std::string reason_;

@@ -19,6 +19,7 @@
 #include "common/fd.hpp"
 #include "common/uring.hpp"
 #include "loaders/checksum_pool.hpp"
+#include "loaders/piece_readers.hpp"
 #include "loaders/reader_crew.hpp"
 #include "loaders/kv_source.hpp"
 #include "loaders/throttle.hpp"
@@ -29,9 +30,12 @@ struct FileSourceOptions {
   int queue_depth = 16;                 // reads in flight at once
   uint64_t request_bytes = 1ull << 20;  // one read; a multiple of 4 KiB
   bool o_direct = true;                 // bypass the page cache (falls back, and says so, if refused)
-  bool async_copies = true;             // reads that are CPU copies (buffered, tmpfs) leave the caller's thread:
-  int reader_threads = 0;               //   to this many reader threads, each with its own ring (0: half the
-                                        //   cores, 1 to 8); 1: to io_uring's workers (IOSQE_ASYNC)
+  bool async_copies = true;             // whole-chunk reads that are CPU copies (buffered, tmpfs) leave the
+                                        //   caller's thread: to the reader threads, or with one, to io_uring's
+                                        //   workers (IOSQE_ASYNC)
+  int reader_threads = 0;               // reader threads, each with its own ring, which serve the pieces of
+                                        //   piece_source() (always) and CPU-copy chunk reads (0:
+                                        //   default_reader_threads())
   int checksum_workers = 0;             // 0: ChecksumPool::default_workers()
 };
 
@@ -53,6 +57,14 @@ class FileSource : public KvSource {
   std::vector<LandedRange> take_landed() override;
   bool reports_progress() const override { return true; }
   std::vector<ChunkRead> reap_progress(int64_t wait_ns) override;
+  // Pieces of chunks read by the reader threads (the load pipeline's byte staging); always there,
+  // its reads valid after open().
+  PieceSource* piece_source() override;
+  // Where the reader threads spent their time since the last open().
+  PieceReaderStats reader_stats() const { return pieces_->stats(); }
+  // This host's cores less two (the load lane's thread, and one for the rest), 1 to 14: reads out
+  // of tmpfs are CPU copies of ~3-5 GB/s a core, checksummed on the same core.
+  static int default_reader_threads();
 
   // After open(): whether reads really bypass the page cache, and if not, why.
   bool o_direct() const { return o_direct_; }
@@ -99,6 +111,7 @@ class FileSource : public KvSource {
   void post_read(const Request& request);
   void handle_read_done(const ReadDone& d, std::vector<ChunkRead>& done);
   std::vector<ChunkRead> reap_threaded(bool wait);
+  std::vector<ReadDone> crew_take(int64_t wait_ns);
   void drain_completions(std::vector<ChunkRead>& done);
   void unregister();
 
@@ -126,7 +139,10 @@ class FileSource : public KvSource {
   std::vector<Request> slots_;         // user_data indexes these; chunk == -1 when free
   std::vector<uint64_t> free_slots_;
   std::unique_ptr<ChecksumPool> checksums_;
-  std::unique_ptr<ReaderCrew> crew_;   // made when reader_threads > 1 allows it; used when threaded_
+  int readers_ = 1;                    // reader threads (options, or the default)
+  std::unique_ptr<PieceReaders> pieces_;  // made with the source (before any clock)
+  bool pieces_used_ = false;           // piece_source() was asked for since the last open()
+  std::unique_ptr<ReaderCrew> crew_;   // made on the first chunk read that needs it (threaded_)
   bool threaded_ = false;              // after open(): reads go to the crew
   std::vector<LandedRange> landed_;    // since the last take_landed()
   int in_flight_ = 0;

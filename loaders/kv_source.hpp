@@ -55,6 +55,46 @@ class HostResidentChunks {
   }
 };
 
+// A payload piece to read: bytes [offset, offset + bytes) of chunk `chunk`'s payload, into `dst`
+// (4 KiB aligned, with room for `bytes` rounded up to 4 KiB: reads past the payload's end land in
+// that padding). `tag` is the caller's (its staging piece), handed back unchanged.
+struct PieceRead {
+  int chunk = -1;
+  uint64_t offset = 0;  // a multiple of 4 KiB
+  uint64_t bytes = 0;   // payload bytes, > 0
+  std::byte* dst = nullptr;
+  int tag = -1;
+};
+
+struct PieceLanded {
+  PieceRead read;
+  bool ok = false;
+  std::string error;          // with file and chunk, when !ok
+  uint32_t crc = 0;           // CRC-32C of the piece's payload bytes (when ok)
+  int64_t first_byte_ns = 0;  // its first request issued, after throttling
+  int64_t landed_ns = 0;      // its last byte in dst and its checksum computed
+};
+
+// A source that reads pieces of chunks into any buffers it is handed, each piece on its own, in
+// parallel (reader threads), paced by the source's throttle and checksummed by the thread that
+// read it. The load pipeline then stages bytes, not chunks: a pool of pieces, each uploaded as it
+// lands and reused once its copy is done (see load_pipeline.hpp).
+class PieceSource {
+ public:
+  virtual ~PieceSource() = default;
+  // Queues the read; returns at once. Valid after a successful open() of the owning source.
+  virtual void read_piece(const PieceRead& piece) = 0;
+  // Pieces landed (ok or failed) since the last call; with wait_ns > 0, waits up to that long for
+  // one when none has landed and some are queued or being read.
+  virtual std::vector<PieceLanded> take_pieces(int64_t wait_ns) = 0;
+  // Queued or being read, not yet taken.
+  virtual int pieces_in_flight() const = 0;
+  // Reader threads that serve the pieces (the pipeline keeps at least as many pieces busy).
+  virtual int readers() const = 0;
+  // Where the pieces come from, for error messages ("/dev/shm/cake/ab.kvstore"); after open().
+  virtual std::string location() const = 0;
+};
+
 class KvSource {
  public:
   virtual ~KvSource() = default;
@@ -89,6 +129,10 @@ class KvSource {
   // Non-null when the payloads are in host memory already (see HostResidentChunks); valid after
   // a successful open(). submit()/reap() keep working for callers that want a copy.
   virtual HostResidentChunks* host_resident() { return nullptr; }
+  // Non-null when the source reads pieces of chunks on its own threads (see PieceSource), known
+  // from construction (the pipeline sizes its staging by it); reads only after a successful
+  // open(). submit()/reap() keep working for callers that stage whole chunks.
+  virtual PieceSource* piece_source() { return nullptr; }
 };
 
 }  // namespace cake

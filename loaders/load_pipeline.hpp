@@ -1,5 +1,10 @@
 // The load lane's machinery. The engine decides WHICH chunk comes next through `claim`.
-// - Staged sources (file, tcp): the source reads chunk payloads into a ring of pinned staging
+// - Sources with pieces (file, PieceSource): staging is sized in bytes in flight, a pool of
+//   pinned staging pieces; the source's reader threads read pieces of the claimed chunks into free
+//   ones (several at once) and checksum them; each piece is copied into the cache as soon as it
+//   lands, and its staging piece is reused once its copy finished (CUDA event), so the copy of
+//   piece k overlaps the reads of k+1, k+2, ... (see PieceLedger).
+// - Other staged sources (tcp): the source reads chunk payloads into a ring of pinned staging
 //   buffers; each range is uploaded into the KV cache as soon as the source says it landed
 //   (cudaMemcpyAsync on a copy stream of its own for a device cache, memcpy for a host cache),
 //   so copies overlap the reads still in flight; a slot is reused only after its uploads
@@ -36,9 +41,37 @@ struct LoadedChunk {
   int64_t h2d_end_ns = 0;    // upload observed complete: the chunk is resident in the KV cache
 };
 
+// Byte staging defaults: 32 pieces of 4 MiB. At 55 GB/s a 4 MiB copy takes ~75 us, so a piece's
+// copy is short next to its read on one reader thread (~1 ms out of tmpfs), and 128 MiB keeps a
+// dozen reader threads busy while the copy engine drains what landed.
+inline constexpr uint64_t kDefaultPieceBytes = 4ull << 20;
+inline constexpr uint64_t kDefaultStagingBytes = 128ull << 20;
+
 struct LoadPipelineOptions {
-  int staging_slots = 4;     // chunks in flight (read or upload) at once
+  int staging_slots = 4;     // chunks in flight (claimed, not yet reported) at once
   int checksum_workers = 0;  // host-resident sources: checksum threads; 0: ChecksumPool::default_workers()
+  // Sources with pieces (PieceSource, the file source): bytes in flight, as a pool of staging
+  // pieces; 0: kDefaultStagingBytes. Never more than staging_slots chunks hold.
+  uint64_t staging_bytes = 0;
+  uint64_t piece_bytes = 0;  // one staging piece, a multiple of 4 KiB; 0: kDefaultPieceBytes (at most a chunk)
+  bool piece_staging = true; // false: whole-chunk staging slots for every source (the older path)
+};
+
+// Where the last run() spent its time (the load lane's thread), for calibrate and benchmarks.
+struct LoadPipelineStats {
+  std::string path;                   // "pieces" (byte staging), "chunks" (whole-chunk slots), "direct"
+  int pool_pieces = 0;                // byte staging: staging pieces, and their size
+  uint64_t piece_bytes = 0;
+  uint64_t pieces = 0;                // pieces handed to the source
+  int max_pieces_reading = 0;         // most pieces out at the readers at once
+  int max_pieces_copying = 0;         // most pieces queued on the copy stream at once
+  // The lane's thread waited (nothing to hand out, land or recycle) ...
+  int64_t wait_reads_ns = 0;          // ... for reads, no copy queued (the readers are the limit)
+  int64_t wait_overlap_ns = 0;        // ... for reads with copies queued (both at work)
+  int64_t wait_copies_ns = 0;         // ... for copies, no read out
+  int64_t wait_no_free_piece_ns = 0;  // of all that, with no staging piece free while some were held by
+                                      //   copies (staging too small for the copy engine's lag)
+  int64_t run_ns = 0;                 // the whole byte-staging loop
 };
 
 class LoadPipeline {
@@ -78,6 +111,8 @@ class LoadPipeline {
   uint64_t slot_bytes() const;
   bool pinned_staging() const;              // page-locked (cudaHostAlloc) staging buffers
   bool direct() const;                      // the last run copied straight from a host-resident source
+  bool piece_staging() const;               // reads go through staging pieces (the source has pieces)
+  const LoadPipelineStats& stats() const;   // of the last run()
 
  private:
   struct Impl;

@@ -23,7 +23,8 @@ TEST(FileSourceCalibration, WritesOnceThenMeasuresEveryByte) {
   EXPECT_EQ(again.path, first.path);
 
   const LoadMeasurement m =
-      measure_file_load(first.path, first.header, {.queue_depth = 8, .request_bytes = 1 << 20, .o_direct = true}, nullptr, 2);
+      measure_file_load(first.path, first.header, {.queue_depth = 8, .request_bytes = 1 << 20, .o_direct = true}, nullptr,
+                        {.staging_slots = 2});
   EXPECT_EQ(m.failed_chunks, 0) << m.first_error;
   EXPECT_EQ(m.chunks, 3);
   EXPECT_EQ(m.bytes, payload);
@@ -34,7 +35,13 @@ TEST(FileSourceCalibration, WritesOnceThenMeasuresEveryByte) {
               m.source_description.find("reader threads") != std::string::npos)
       << m.source_description;
 
-  const LoadMeasurement mem = measure_mem_load(first.path, first.header, 1 << 20, nullptr, 2);
+  // Byte staging: the lane's and the readers' time is accounted for.
+  EXPECT_EQ(m.pipeline.path, "pieces");
+  ASSERT_TRUE(m.readers.has_value());
+  EXPECT_GE(m.readers->pieces, 1u);
+  EXPECT_NE(m.wait_summary().find("readers"), std::string::npos) << m.wait_summary();
+
+  const LoadMeasurement mem = measure_mem_load(first.path, first.header, 1 << 20, nullptr, {.staging_slots = 2});
   EXPECT_EQ(mem.bytes, payload);
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "common/clock.hpp"
+#include "common/crc32c.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "loaders/fault_source.hpp"
@@ -195,6 +196,62 @@ TEST(FileSource, FlippedPayloadByteFailsThatChunkOnly) { flipped_payload_byte({}
 TEST(FileSource, FlippedPayloadByteFailsThatChunkOnlyOnReaderThreads) {
   flipped_payload_byte({.queue_depth = 6, .request_bytes = 12288, .o_direct = false, .reader_threads = 3});
 }
+
+// The piece reads of the byte pipeline: random pieces of random chunks land bit-exact with the
+// CRC-32C of exactly their payload bytes; pieces past a truncation fail naming chunk and file.
+void pieces_round_trip(bool o_direct, int reader_threads, bool truncate) {
+  Seeded s;
+  TempDir dir;
+  const StoreHeader shape = random_shape(s.rng);
+  const auto store = test::write_random_store(dir.file("p.kvstore"), shape, s.rng);
+  FileSource source(store.path, {.request_bytes = 4096 * (1 + s.rng() % 5), .o_direct = o_direct,
+                                 .reader_threads = reader_threads});
+  const StoreHeader& h = source.open(shape.key);
+  PieceSource* pieces = source.piece_source();
+  ASSERT_NE(pieces, nullptr);
+  EXPECT_EQ(pieces->readers(), reader_threads);
+  const size_t cut_chunk = 1 + s.rng() % (h.chunks.size() - 1);
+  if (truncate) {
+    ASSERT_EQ(::truncate(store.path.c_str(), static_cast<off_t>(h.chunks[cut_chunk].offset + 4096)), 0);
+  }
+  const uint64_t piece_bytes = 4096 * (1 + s.rng() % 8);
+  std::vector<AlignedBuffer> buffers;
+  std::vector<PieceRead> reads;
+  for (int i = 0; i < 12; ++i) {
+    const int c = static_cast<int>(s.rng() % h.chunks.size());
+    const uint64_t payload = h.chunks[static_cast<size_t>(c)].bytes;
+    const uint64_t pieces_in_chunk = (payload + piece_bytes - 1) / piece_bytes;
+    const uint64_t offset = piece_bytes * (s.rng() % pieces_in_chunk);
+    buffers.emplace_back(store_align_up(piece_bytes));
+    std::memset(buffers.back().data(), 0xA5, buffers.back().size());
+    reads.push_back({c, offset, std::min(piece_bytes, payload - offset), buffers.back().data(), i});
+    pieces->read_piece(reads.back());
+  }
+  std::map<int, PieceLanded> landed;
+  while (pieces->pieces_in_flight() > 0)
+    for (PieceLanded& l : pieces->take_pieces(1'000'000)) EXPECT_TRUE(landed.emplace(l.read.tag, l).second);
+  ASSERT_EQ(landed.size(), reads.size());
+  for (const PieceRead& r : reads) {
+    const PieceLanded& l = landed.at(r.tag);
+    const std::byte* want = store.payloads[static_cast<size_t>(r.chunk)].data() + r.offset;
+    if (truncate && static_cast<size_t>(r.chunk) >= cut_chunk && (static_cast<size_t>(r.chunk) > cut_chunk || r.offset + r.bytes > 4096)) {
+      EXPECT_FALSE(l.ok) << "chunk " << r.chunk << " offset " << r.offset;
+      EXPECT_NE(l.error.find(cat("chunk ", r.chunk, " of ", store.path)), std::string::npos) << l.error;
+      continue;
+    }
+    ASSERT_TRUE(l.ok) << l.error;
+    EXPECT_EQ(std::memcmp(r.dst, want, r.bytes), 0) << "chunk " << r.chunk << " offset " << r.offset;
+    EXPECT_EQ(l.crc, crc32c(want, r.bytes));
+    EXPECT_LE(l.first_byte_ns, l.landed_ns);
+  }
+  const PieceReaderStats st = source.reader_stats();
+  EXPECT_EQ(st.threads, reader_threads);
+  EXPECT_LE(st.pieces, reads.size());
+}
+
+TEST(FileSource, PiecesLandBitExactWithTheirChecksum) { pieces_round_trip(true, 1, false); }
+TEST(FileSource, PiecesLandBitExactOnSeveralReaderThreads) { pieces_round_trip(false, 3, false); }
+TEST(FileSource, PiecesPastATruncationFailNamingChunkAndFile) { pieces_round_trip(true, 2, true); }
 
 TEST(FileSource, FlippedHeaderByteThrowsAtOpen) {
   Seeded s;

@@ -9,6 +9,7 @@
 #include "loaders/file_source.hpp"
 #include "loaders/load_pipeline.hpp"
 #include "loaders/mem_source.hpp"
+#include "loaders/throttle.hpp"
 #include "source_harness.hpp"
 #include "store_fixture.hpp"
 
@@ -86,7 +87,7 @@ struct Reports {
   }
 };
 
-enum class Kind { file, file_reader_threads, mem };
+enum class Kind { file, file_reader_threads, file_whole_chunks, file_throttled, mem };
 
 void round_trip(Kind kind) {
   Seeded s;
@@ -94,8 +95,12 @@ void round_trip(Kind kind) {
   const StoreHeader shape = random_shape(s.rng);
   const auto store = test::write_random_store(store_path(dir.path(), shape.key), shape, s.rng);
   std::unique_ptr<KvSource> source;
-  if (kind == Kind::file) {
-    source = std::make_unique<FileSource>(store.path, FileSourceOptions{.queue_depth = 8, .request_bytes = 16384});
+  // Fast enough to keep the test short, slow enough that the reader threads wait for the bucket.
+  std::unique_ptr<Throttle> throttle = kind == Kind::file_throttled ? make_throttle(2e9, "") : nullptr;
+  if (kind == Kind::file || kind == Kind::file_whole_chunks || kind == Kind::file_throttled) {
+    source = std::make_unique<FileSource>(
+        store.path, FileSourceOptions{.queue_depth = 8, .request_bytes = 16384, .reader_threads = 1 + static_cast<int>(s.rng() % 3)},
+        throttle.get());
   } else if (kind == Kind::file_reader_threads) {
     // Buffered reads are CPU copies: three reader threads, each piece uploaded as it lands.
     source = std::make_unique<FileSource>(
@@ -104,11 +109,24 @@ void round_trip(Kind kind) {
     source = std::make_unique<MemSource>(store.path);
   }
   HostCache cache(shape, shape.key.token_count);
-  LoadPipeline pipeline(*source, cache.view, shape.key.chunk_tokens,
-                        {.staging_slots = 1 + static_cast<int>(s.rng() % 4)});
+  // Byte staging: pieces from one 4 KiB page up to past a chunk, a pool from one piece up.
+  LoadPipelineOptions options{.staging_slots = 1 + static_cast<int>(s.rng() % 4)};
+  options.piece_bytes = 4096 * (1 + s.rng() % 12);
+  options.staging_bytes = options.piece_bytes * (1 + s.rng() % 6);
+  options.piece_staging = kind != Kind::file_whole_chunks;
+  SCOPED_TRACE(cat("slots ", options.staging_slots, ", pieces of ", options.piece_bytes, " bytes, ",
+                   options.staging_bytes, " bytes in flight"));
+  LoadPipeline pipeline(*source, cache.view, shape.key.chunk_tokens, options);
+  EXPECT_EQ(pipeline.piece_staging(), kind != Kind::file_whole_chunks && kind != Kind::mem);
   Claimer claim{test::shuffled_chunks(shape.chunks.size(), s.rng), 0, SIZE_MAX};
   Reports reports;
   pipeline.run(shape.key, std::ref(claim), std::ref(reports));
+  if (pipeline.piece_staging()) {
+    EXPECT_EQ(pipeline.stats().path, "pieces");
+    EXPECT_GE(pipeline.stats().pieces, shape.chunks.size());
+    EXPECT_GE(pipeline.stats().pool_pieces, 2);
+    EXPECT_NE(pipeline.source_description().find("pieces read by"), std::string::npos) << pipeline.source_description();
+  }
   EXPECT_EQ(reports.duplicates, 0);
   ASSERT_EQ(reports.by_chunk.size(), shape.chunks.size());
   uint64_t bytes = 0;
@@ -136,6 +154,8 @@ void round_trip(Kind kind) {
 TEST(LoadPipeline, FileSourceHostTargetBitExact) { round_trip(Kind::file); }
 TEST(LoadPipeline, MemSourceHostTargetBitExact) { round_trip(Kind::mem); }
 TEST(LoadPipeline, FileSourceOnReaderThreadsHostTargetBitExact) { round_trip(Kind::file_reader_threads); }
+TEST(LoadPipeline, FileSourceWholeChunkSlotsHostTargetBitExact) { round_trip(Kind::file_whole_chunks); }
+TEST(LoadPipeline, FileSourceThrottledPiecesHostTargetBitExact) { round_trip(Kind::file_throttled); }
 
 TEST(LoadPipeline, EachClaimedChunkOnceWhenClaimStopsEarly) {
   Seeded s;

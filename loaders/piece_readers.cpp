@@ -1,0 +1,208 @@
+#include "loaders/piece_readers.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+
+#include "common/clock.hpp"
+#include "common/crc32c.hpp"
+#include "common/error.hpp"
+#include "common/uring.hpp"
+#include "loaders/throttle.hpp"
+
+namespace cake {
+
+PieceReaders::PieceReaders(int threads) {
+  if (threads < 1 || threads > 64) throw UsageError(cat("piece readers: ", threads, " threads (1 to 64)"));
+  // The rings are made here, on this thread, so a refusal (seccomp, old kernel) throws now.
+  try {
+    for (int i = 0; i < threads; ++i) rings_.push_back(std::make_unique<Ring>(4u));
+  } catch (const Error& e) {
+    throw EnvironmentError(cat("the file source's reader threads need io_uring: ", e.what()));
+  }
+  stats_.assign(static_cast<size_t>(threads), PieceReaderStats{});
+  for (size_t i = 0; i < rings_.size(); ++i) threads_.emplace_back([this, i] { work(*rings_[i], i); });
+}
+
+PieceReaders::~PieceReaders() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  job_ready_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void PieceReaders::start(const PieceReaderFile& file) {
+  std::lock_guard lock(mutex_);
+  if (in_flight_ > 0) throw InternalError(cat("piece readers: start() for ", file.path, " while ", in_flight_, " pieces are in flight"));
+  if (!file.header || file.request_bytes == 0 || file.request_bytes % kStoreAlignment != 0)
+    throw InternalError(cat("piece readers: start() for ", file.path, " without a header or with request size ", file.request_bytes));
+  file_ = file;
+  stats_.assign(threads_.size(), PieceReaderStats{});
+  started_ns_ = now_ns();
+}
+
+void PieceReaders::read_piece(const PieceRead& piece) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!file_.header) throw InternalError("piece readers: read_piece() before start()");
+    jobs_.push_back(piece);
+    ++in_flight_;
+  }
+  job_ready_.notify_one();
+}
+
+std::vector<PieceLanded> PieceReaders::take_pieces(int64_t wait_ns) {
+  std::unique_lock lock(mutex_);
+  if (done_.empty() && wait_ns > 0 && in_flight_ > 0)
+    piece_done_.wait_for(lock, std::chrono::nanoseconds(wait_ns), [this] { return !done_.empty(); });
+  std::vector<PieceLanded> out;
+  out.swap(done_);
+  in_flight_ -= static_cast<int>(out.size());
+  return out;
+}
+
+int PieceReaders::pieces_in_flight() const {
+  std::lock_guard lock(mutex_);
+  return in_flight_;
+}
+
+std::string PieceReaders::location() const {
+  std::lock_guard lock(mutex_);
+  return file_.path;
+}
+
+PieceReaderStats PieceReaders::stats() const {
+  std::lock_guard lock(mutex_);
+  PieceReaderStats sum;
+  sum.threads = static_cast<int>(threads_.size());
+  for (const PieceReaderStats& s : stats_) {
+    sum.pieces += s.pieces;
+    sum.bytes += s.bytes;
+    sum.read_ns += s.read_ns;
+    sum.checksum_ns += s.checksum_ns;
+    sum.throttle_ns += s.throttle_ns;
+    sum.idle_ns += s.idle_ns;
+  }
+  return sum;
+}
+
+void PieceReaders::work(Ring& ring, size_t index) {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    const int64_t idle_from = now_ns();
+    job_ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stopping, and nothing left to read
+    stats_[index].idle_ns += now_ns() - std::max(idle_from, started_ns_);  // idle since start() only
+    const PieceRead job = jobs_.front();
+    jobs_.pop_front();
+    const PieceReaderFile file = file_;
+    lock.unlock();
+    PieceReaderStats local;
+    PieceLanded landed = read_one(ring, file, job, local);
+    lock.lock();
+    PieceReaderStats& s = stats_[index];
+    s.pieces += local.pieces;
+    s.bytes += local.bytes;
+    s.read_ns += local.read_ns;
+    s.checksum_ns += local.checksum_ns;
+    s.throttle_ns += local.throttle_ns;
+    done_.push_back(std::move(landed));
+    piece_done_.notify_all();
+  }
+}
+
+// One piece, request by request on this thread's ring; each request's payload bytes are
+// checksummed right after they land (still in this core's cache), the CRC chained over the piece.
+PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, const PieceRead& piece,
+                                   PieceReaderStats& stats) {
+  PieceLanded out;
+  out.read = piece;
+  const StoreHeader& header = *file.header;
+  if (piece.chunk < 0 || static_cast<size_t>(piece.chunk) >= header.chunks.size()) {
+    out.error = cat("reading a piece of chunk ", piece.chunk, " of ", file.path, ": not in the store (",
+                    header.chunks.size(), " chunks)");
+    out.landed_ns = now_ns();
+    return out;
+  }
+  const ChunkEntry& entry = header.chunks[static_cast<size_t>(piece.chunk)];
+  if (piece.offset % kStoreAlignment != 0 || piece.bytes == 0 || piece.offset + piece.bytes > entry.bytes) {
+    out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": piece [", piece.offset, ", ",
+                    piece.offset + piece.bytes, ") is not a 4 KiB aligned range of its ", entry.bytes, " payload bytes");
+    out.landed_ns = now_ns();
+    return out;
+  }
+  // Reads cover whole 4 KiB blocks (O_DIRECT); the store pads every payload to them.
+  const uint64_t read_end = piece.offset + store_align_up(piece.bytes);
+  const uint64_t payload_end = piece.offset + piece.bytes;
+  uint32_t crc = 0;
+  for (uint64_t at = piece.offset; at < read_end;) {
+    const uint64_t want = std::min(file.request_bytes, read_end - at);
+    if (file.throttle) {
+      // Only payload bytes are paid for; the alignment padding is not part of the KV cache.
+      const uint64_t paid = at < payload_end ? std::min(want, payload_end - at) : 0;
+      const int64_t from = now_ns();
+      const int64_t due = file.throttle->reserve(paid);
+      if (due > from) sleep_until_ns(due);
+      stats.throttle_ns += now_ns() - from;
+    }
+    const int64_t read_from = now_ns();
+    if (out.first_byte_ns == 0) out.first_byte_ns = read_from;
+    uint64_t got = 0;
+    const uint64_t file_offset = entry.offset + at;
+    while (got < want) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
+      if (!sqe) {
+        out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": no free io_uring entry");
+        break;
+      }
+      io_uring_prep_read(sqe, file.fd, piece.dst + (at - piece.offset) + got, static_cast<unsigned>(want - got),
+                         file_offset + got);
+      int ret = io_uring_submit_and_wait(ring.get(), 1);
+      if (ret == -EINTR) ret = 0;  // the read may be submitted: wait for its completion below
+      io_uring_cqe* cqe = nullptr;
+      if (ret >= 0) {
+        do ret = io_uring_wait_cqe(ring.get(), &cqe);
+        while (ret == -EINTR);
+      }
+      if (ret < 0) {
+        out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": io_uring: ", errno_text(-ret));
+        break;
+      }
+      const int res = cqe->res;
+      io_uring_cqe_seen(ring.get(), cqe);
+      if (res == -EINTR || res == -EAGAIN) continue;
+      if (res < 0) {
+        out.error = cat("reading chunk ", piece.chunk, " of ", file.path, " (", want - got, " bytes at file offset ",
+                        file_offset + got, "): ", errno_text(-res));
+        break;
+      }
+      // An O_DIRECT read stops short of a block boundary only where the file ends.
+      if (res == 0 || (file.o_direct && res % static_cast<int>(kStoreAlignment) != 0)) {
+        out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": the file ends at byte ",
+                        file_offset + got + static_cast<uint64_t>(res), ", inside the chunk (truncated store)");
+        break;
+      }
+      got += static_cast<uint64_t>(res);
+    }
+    stats.read_ns += now_ns() - read_from;
+    if (!out.error.empty()) break;
+    if (at < payload_end) {
+      const int64_t crc_from = now_ns();
+      crc = crc32c(piece.dst + (at - piece.offset), std::min(want, payload_end - at), crc);
+      stats.checksum_ns += now_ns() - crc_from;
+    }
+    at += want;
+  }
+  out.landed_ns = now_ns();
+  out.ok = out.error.empty();
+  if (out.ok) {
+    out.crc = crc;
+    ++stats.pieces;
+    stats.bytes += piece.bytes;
+  }
+  return out;
+}
+
+}  // namespace cake
