@@ -34,11 +34,19 @@ struct LoadedChunk {
   int64_t read_complete_ns = 0;
   int64_t h2d_start_ns = 0;  // upload issued
   int64_t h2d_end_ns = 0;    // upload observed complete: the chunk is resident in the KV cache
+  // Encoded stores: how long the decode step took (the last part of [h2d_start_ns, h2d_end_ns):
+  // the chunk is resident only once decoded) and the bytes it wrote into the cache. 0 for none.
+  int64_t decode_ns = 0;
+  uint64_t decoded_bytes = 0;
 };
 
 struct LoadPipelineOptions {
   int staging_slots = 4;     // chunks in flight (read or upload) at once
   int checksum_workers = 0;  // host-resident sources: checksum threads; 0: ChecksumPool::default_workers()
+  // Device cache: allocate one device buffer per slot for encoded (compressed) stores, which are
+  // copied there and decoded into the cache (loaders/chunk_decoder.hpp). Without it such a store
+  // is refused at open. A host cache decodes from the host bytes and needs none.
+  bool decode_staging = false;
 };
 
 class LoadPipeline {

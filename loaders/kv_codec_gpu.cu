@@ -1,0 +1,93 @@
+// int8/int4 decode on the GPU: one thread per 8 consecutive values (one 16-byte bf16 store), all
+// 8 sharing one scale (groups are multiples of 8). Arithmetic is the CPU decoder's:
+// float(code) * float(fp16 scale), rounded once to bf16 (round-to-nearest-even), so the bytes match.
+#include "loaders/kv_codec_gpu.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "common/cuda_check.hpp"
+#include "common/error.hpp"
+
+namespace cake {
+namespace {
+
+struct SegmentTargets {
+  __nv_bfloat16* dst[kMaxDecodeSegments];
+};
+
+template <int Bits>
+__global__ void decode_kernel(const uint8_t* __restrict__ encoded, SegmentTargets targets, uint32_t segments,
+                              uint32_t units_per_segment, uint32_t units_per_group, uint64_t segment_stride,
+                              uint64_t codes_bytes) {
+  const uint64_t total = static_cast<uint64_t>(segments) * units_per_segment;
+  for (uint64_t u = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; u < total;
+       u += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
+    const uint32_t s = static_cast<uint32_t>(u / units_per_segment);
+    const uint32_t j = static_cast<uint32_t>(u - static_cast<uint64_t>(s) * units_per_segment);
+    const uint8_t* seg = encoded + segment_stride * s;
+    const __half scale_h = reinterpret_cast<const __half*>(seg + codes_bytes)[j / units_per_group];
+    const float scale = __half2float(scale_h);
+    int q[8];
+    if constexpr (Bits == 8) {
+      const uint2 raw = reinterpret_cast<const uint2*>(seg)[j];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        q[i] = static_cast<int8_t>((raw.x >> (8 * i)) & 0xFF);
+        q[4 + i] = static_cast<int8_t>((raw.y >> (8 * i)) & 0xFF);
+      }
+    } else {
+      const uint32_t raw = reinterpret_cast<const uint32_t*>(seg)[j];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const int nibble = static_cast<int>((raw >> (4 * i)) & 0xF);
+        q[i] = nibble >= 8 ? nibble - 16 : nibble;
+      }
+    }
+    __align__(16) __nv_bfloat16 out[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) out[i] = __float2bfloat16_rn(__fmul_rn(static_cast<float>(q[i]), scale));
+    reinterpret_cast<uint4*>(targets.dst[s])[j] = *reinterpret_cast<const uint4*>(out);
+  }
+}
+
+}  // namespace
+
+void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std::byte* encoded,
+                      std::span<std::byte* const> segment_dst, cudaStream_t stream, const std::string& what) {
+  if (spec.kind != CodecKind::int8 && spec.kind != CodecKind::int4)
+    throw InternalError(cat(what, ": the GPU decoder takes int8/int4, not ", spec.store_name()));
+  if (shape.segments() > kMaxDecodeSegments || segment_dst.size() != static_cast<size_t>(shape.segments()))
+    throw InternalError(cat(what, ": ", segment_dst.size(), " segment targets for ", shape.segments(),
+                            " segments (at most ", kMaxDecodeSegments, ")"));
+  if (spec.group % 8 != 0 || shape.head_dim % spec.group != 0)
+    throw InternalError(cat(what, ": group ", spec.group, " and head_dim ", shape.head_dim, " are not decodable"));
+  const uint64_t units = shape.values_per_segment() / 8;
+  if (units == 0 || units > 0xFFFFFFFFull) throw InternalError(cat(what, ": ", units, " decode units per segment"));
+  if (reinterpret_cast<uintptr_t>(encoded) % 16 != 0) throw InternalError(cat(what, ": encoded bytes not 16-byte aligned"));
+  SegmentTargets targets{};
+  for (int s = 0; s < shape.segments(); ++s) {
+    if (reinterpret_cast<uintptr_t>(segment_dst[s]) % 16 != 0)
+      throw InternalError(cat(what, ": target of segment ", s, " is not 16-byte aligned"));
+    targets.dst[s] = reinterpret_cast<__nv_bfloat16*>(segment_dst[s]);
+  }
+  const uint64_t total = units * static_cast<uint64_t>(shape.segments());
+  constexpr int kThreads = 256;
+  const auto blocks = static_cast<unsigned>(std::min<uint64_t>((total + kThreads - 1) / kThreads, 1u << 20));
+  const auto* in = reinterpret_cast<const uint8_t*>(encoded);
+  const auto segments = static_cast<uint32_t>(shape.segments());
+  const auto units32 = static_cast<uint32_t>(units);
+  const auto units_per_group = static_cast<uint32_t>(spec.group / 8);
+  if (spec.kind == CodecKind::int8)
+    decode_kernel<8><<<blocks, kThreads, 0, stream>>>(in, targets, segments, units32, units_per_group,
+                                                      spec.segment_stride(shape), spec.codes_bytes(shape));
+  else
+    decode_kernel<4><<<blocks, kThreads, 0, stream>>>(in, targets, segments, units32, units_per_group,
+                                                      spec.segment_stride(shape), spec.codes_bytes(shape));
+  CAKE_CUDA(cudaGetLastError(), cat(what, ": launching the ", codec_kind_name(spec.kind), " decode kernel"));
+}
+
+}  // namespace cake
