@@ -62,12 +62,12 @@ void BM_KvDecodeGpu(benchmark::State& state) {
   }
   cuda::Stream stream("decode bench");
   cuda::Event start, end;
-  for (int i = 0; i < 3; ++i) decode_chunk_gpu(spec, shape, enc.as<std::byte>(), targets, stream.get(), "warm-up");
+  for (int i = 0; i < 3; ++i) decode_chunk_gpu(spec, shape, enc.as<std::byte>(), encoded.size(), targets, stream.get(), "warm-up");
   stream.synchronize();
   std::vector<double> ms;
   for (auto _ : state) {
     start.record(stream.get());
-    decode_chunk_gpu(spec, shape, enc.as<std::byte>(), targets, stream.get(), "bench decode");
+    decode_chunk_gpu(spec, shape, enc.as<std::byte>(), encoded.size(), targets, stream.get(), "bench decode");
     end.record(stream.get());
     end.synchronize();
     ms.push_back(end.elapsed_ms_since(start));

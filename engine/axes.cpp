@@ -112,8 +112,9 @@ std::vector<SweepAxis> make_axes() {
     std::string accepted;
     for (CodecKind k : codec_kinds()) accepted += cat(accepted.empty() ? "" : ", ", codec_kind_name(k));
     codec.help = cat("KV codecs of the stores loaded (comma list; accepted: ", accepted,
-                     "): none is bit-exact; int8/int4 are per-token, per-head, group-wise quantization (lossy: "
-                     "points report their quality instead of 'verified') [default: none]");
+                     "): none is bit-exact; int8/int4 are per-token, per-head, group-wise quantization; cachegen is "
+                     "CacheGen-style (anchor deltas, per-layer levels, rANS); lossy codecs' points report their "
+                     "quality instead of 'verified' [default: none]");
   }
   codec.prepare = true;
   codec.default_text = [](bool) { return std::string("none"); };

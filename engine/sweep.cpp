@@ -377,7 +377,7 @@ std::vector<PointResult> run_sweep(ComputeBackend& backend, const SweepConfig& c
   if (config.warmup < 0) throw UsageError(cat("--warmup must be at least 0, got ", config.warmup));
   if (!(config.inject_compute_slowdown >= 1) || !(config.inject_load_slowdown >= 1))
     throw UsageError("--inject-compute-slowdown and --inject-load-slowdown must be at least 1");
-  if (config.codecs.empty()) throw UsageError("no codec to run: give --codec (none, int8, int4)");
+  if (config.codecs.empty()) throw UsageError("no codec to run: give --codec (none, int8, int4, cachegen)");
   return Sweep(backend, config, progress, codec_quality).run();
 }
 

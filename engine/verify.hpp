@@ -25,7 +25,7 @@ struct Reference {
 struct Verification {
   bool passed = false;
   std::string detail;  // "bit-exact", "logits within 1e-2 (rel L2 3.1e-4)", or what differed
-  // A lossy codec's load (int8, int4) is never "verified": it reports its quality instead. passed
+  // A lossy codec's load (int8, int4, cachegen) is never "verified": it reports its quality instead. passed
   // stays false, lossy is true, and these say how far it is from compute-only.
   bool lossy = false;
   bool first_token_agrees = false;

@@ -79,9 +79,11 @@ std::string ChunkDecoder::set_codec(const StoreHeader& header) {
   for (size_t i = 0; i < header.chunks.size(); ++i) {
     const ChunkEntry& c = header.chunks[i];
     const ChunkShape shape{header.layers, header.kv_heads, header.head_dim, c.tokens};
-    if (c.bytes != spec.encoded_bytes(shape, header.key.dtype))
+    if (spec.fixed_size() ? c.bytes != spec.encoded_bytes(shape, header.key.dtype)
+                          : c.bytes < spec.min_encoded_bytes(shape, header.key.dtype))
       return cat("chunk ", i, " has ", c.bytes, " bytes, codec '", header.key.codec, "' takes ",
-                 spec.encoded_bytes(shape, header.key.dtype), " for ", c.tokens, " tokens");
+                 spec.fixed_size() ? "" : "at least ", spec.min_encoded_bytes(shape, header.key.dtype), " for ", c.tokens,
+                 " tokens");
 #if defined(CAKE_HAVE_CUDA)
     if (impl_->device_staging && c.bytes > impl_->slots.front().staging.bytes())
       return cat("chunk ", i, " has ", c.bytes, " encoded bytes, the decode staging holds ", impl_->slots.front().staging.bytes());
@@ -115,7 +117,7 @@ void ChunkDecoder::decode(int slot, int chunk, const ChunkEntry& entry, const st
 #if defined(CAKE_HAVE_CUDA)
   auto* st = static_cast<cudaStream_t>(stream);
   s.start->record(st);
-  decode_chunk_gpu(spec_, shape, s.staging.as<std::byte>(), targets, st, cat("decoding chunk ", chunk));
+  decode_chunk_gpu(spec_, shape, s.staging.as<std::byte>(), entry.bytes, targets, st, cat("decoding chunk ", chunk));
   s.end->record(st);
   s.timed_on_device = true;
 #else

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/error.hpp"
+#include "loaders/kv_codec_cachegen.hpp"
 
 namespace cake {
 namespace {
@@ -101,12 +102,13 @@ const char* codec_kind_name(CodecKind kind) {
     case CodecKind::none: return "none";
     case CodecKind::int8: return "int8";
     case CodecKind::int4: return "int4";
+    case CodecKind::cachegen: return "cachegen";
   }
   return "?";
 }
 
 const std::vector<CodecKind>& codec_kinds() {
-  static const std::vector<CodecKind> kinds{CodecKind::none, CodecKind::int8, CodecKind::int4};
+  static const std::vector<CodecKind> kinds{CodecKind::none, CodecKind::int8, CodecKind::int4, CodecKind::cachegen};
   return kinds;
 }
 
@@ -123,32 +125,50 @@ CodecSpec CodecSpec::for_model(CodecKind kind, int head_dim) {
   s.kind = kind;
   if (kind == CodecKind::none) return s;
   // The kind's group, halved until it divides head_dim (96 -> 32), never below 8.
-  s.group = kind == CodecKind::int8 ? kInt8Group : kInt4Group;
+  s.group = kind == CodecKind::int4 ? kInt4Group : kInt8Group;
   while (s.group > 8 && head_dim % s.group != 0) s.group /= 2;
   if (head_dim <= 0 || head_dim % 8 != 0 || head_dim % s.group != 0)
     throw UsageError(cat("codec ", codec_kind_name(kind), " needs a head_dim that is a multiple of 8 and of its group (",
                          s.group, "); this model's is ", head_dim));
+  if (kind == CodecKind::cachegen && head_dim % cachegen::kBlockDims != 0)
+    throw UsageError(cat("codec cachegen needs a head_dim that is a multiple of ", cachegen::kBlockDims, "; this model's is ",
+                         head_dim));
   return s;
 }
 
+namespace {
+std::string cachegen_name(int group) {
+  // At most 64 bytes (the store's codec field): "cachegen;anchor=16,int8,g64;levels=7,5,3;block=32;rans=12".
+  return cat("cachegen;anchor=", cachegen::kTokensPerAnchor, ",int8,g", group, ";levels=7,5,3;block=", cachegen::kBlockDims,
+             ";rans=", cachegen::kProbBits);
+}
+}  // namespace
+
 std::string CodecSpec::store_name() const {
   if (kind == CodecKind::none) return "none";
+  if (kind == CodecKind::cachegen) return cachegen_name(group);
   return cat(codec_kind_name(kind), ";group=", group, ";scale=f16");
 }
 
 CodecSpec CodecSpec::parse_store_name(std::string_view name) {
   if (name == "none") return CodecSpec{};
+  if (name.substr(0, 9) == "cachegen;") {
+    // This build writes one parameter set; the anchors' group is the only variable (by head_dim).
+    for (int group : {64, 32, 16, 8})
+      if (name == cachegen_name(group)) return CodecSpec{CodecKind::cachegen, group};
+    throw Error(cat("unknown codec '", name, "' (this build decodes cachegen only as ", cachegen_name(64), ")"));
+  }
   const size_t semi = name.find(';');
   const std::string_view kind_text = name.substr(0, semi);
   CodecSpec s;
   bool known = false;
   for (CodecKind k : codec_kinds())
-    if (kind_text == codec_kind_name(k) && k != CodecKind::none) {
+    if (kind_text == codec_kind_name(k) && k != CodecKind::none && k != CodecKind::cachegen) {
       s.kind = k;
       known = true;
     }
   if (!known || semi == std::string_view::npos)
-    throw Error(cat("unknown codec '", name, "' (this build decodes none, int8;group=G;scale=f16, int4;group=G;scale=f16)"));
+    throw Error(cat("unknown codec '", name, "' (this build decodes none, int8;group=G;scale=f16, int4;group=G;scale=f16 and cachegen)"));
   const std::string_view params = name.substr(semi + 1);
   const std::string_view prefix = "group=";
   const std::string_view suffix = ";scale=f16";
@@ -166,6 +186,11 @@ CodecSpec CodecSpec::parse_store_name(std::string_view name) {
   return s;
 }
 
+uint64_t CodecSpec::min_encoded_bytes(const ChunkShape& shape, DType raw_dtype) const {
+  if (kind == CodecKind::cachegen) return cachegen::layout(*this, shape).streams_offset;
+  return encoded_bytes(shape, raw_dtype);
+}
+
 uint64_t CodecSpec::codes_bytes(const ChunkShape& shape) const {
   return align16(shape.values_per_segment() * static_cast<uint64_t>(bits()) / 8);
 }
@@ -177,6 +202,7 @@ uint64_t CodecSpec::scales_bytes(const ChunkShape& shape) const {
 
 uint64_t CodecSpec::encoded_bytes(const ChunkShape& shape, DType raw_dtype) const {
   if (kind == CodecKind::none) return static_cast<uint64_t>(shape.segments()) * shape.values_per_segment() * dtype_bytes(raw_dtype);
+  if (kind == CodecKind::cachegen) throw InternalError("cachegen chunks have no fixed encoded size");
   return static_cast<uint64_t>(shape.segments()) * segment_stride(shape);
 }
 
@@ -185,6 +211,10 @@ void encode_chunk(const CodecSpec& spec, const ChunkShape& shape, DType raw_dtyp
   const uint64_t raw_segment = shape.values_per_segment() * dtype_bytes(raw_dtype);
   if (raw.size() != raw_segment * static_cast<uint64_t>(shape.segments()))
     throw InternalError(cat("encoding a chunk: ", raw.size(), " raw bytes, its shape takes ", raw_segment * shape.segments()));
+  if (spec.kind == CodecKind::cachegen) {
+    cachegen::encode(spec, shape, raw_dtype, raw, out, threads);
+    return;
+  }
   out.resize(spec.encoded_bytes(shape, raw_dtype));
   if (spec.kind == CodecKind::none) {
     std::memcpy(out.data(), raw.data(), raw.size());
@@ -216,6 +246,10 @@ void decode_chunk_cpu(const CodecSpec& spec, const ChunkShape& shape, std::span<
     if (encoded.size() != seg * static_cast<uint64_t>(shape.segments()))
       throw Error(cat("decoding a chunk: ", encoded.size(), " bytes, codec none takes ", seg * shape.segments()));
     for (int s = 0; s < shape.segments(); ++s) std::memcpy(segment_dst[s], encoded.data() + seg * s, seg);
+    return;
+  }
+  if (spec.kind == CodecKind::cachegen) {
+    cachegen::decode_cpu(spec, shape, encoded, segment_dst, out_dtype);
     return;
   }
   const uint64_t stride = spec.segment_stride(shape);

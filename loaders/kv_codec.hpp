@@ -8,6 +8,8 @@
 //   int8   symmetric 8-bit codes, one fp16 scale per group of 64 values along head_dim of one
 //          (token, head) row: per token, per head, group-wise.
 //   int4   the same at 4 bits (codes -7..7, two per byte), groups of 32.
+//   cachegen  CacheGen-style: int8 anchor tokens, deltas at per-layer levels, rANS in GPU-parallel
+//          sub-streams (kv_codec_cachegen.hpp); variable size per chunk.
 // Why per (token, head) groups along head_dim: a chunk is the load grain and must decode alone, so
 // a scale may not span chunks; rows of one token and head are what attention reads together, and
 // a group of 32-64 values bounds the damage of an outlier channel (K after RoPE has a few large
@@ -45,7 +47,7 @@
 
 namespace cake {
 
-enum class CodecKind : uint8_t { none = 0, int8 = 1, int4 = 2 };
+enum class CodecKind : uint8_t { none = 0, int8 = 1, int4 = 2, cachegen = 3 };
 
 // "none", "int8", "int4": the --codec values.
 const char* codec_kind_name(CodecKind kind);
@@ -68,7 +70,7 @@ struct ChunkShape {
 
 struct CodecSpec {
   CodecKind kind = CodecKind::none;
-  int group = 0;  // values per scale along head_dim (0 for none)
+  int group = 0;  // values per scale along head_dim (0 for none; cachegen: of its int8 anchors)
 
   // The codec for a model with this head_dim: the kind's group, halved until it divides head_dim.
   // UsageError when head_dim cannot be grouped (not a multiple of 8, or of the group).
@@ -79,8 +81,13 @@ struct CodecSpec {
   static CodecSpec parse_store_name(std::string_view name);
 
   bool lossless() const { return kind == CodecKind::none; }
+  // Every chunk of a given shape encodes to the same size (not cachegen, whose size depends on the data).
+  bool fixed_size() const { return kind != CodecKind::cachegen; }
+  // The fewest bytes a chunk of `shape` can take (fixed-size codecs: encoded_bytes).
+  uint64_t min_encoded_bytes(const ChunkShape& shape, DType raw_dtype) const;
   int bits() const { return kind == CodecKind::int8 ? 8 : kind == CodecKind::int4 ? 4 : 0; }
-  // Bytes of one encoded segment and chunk (int8/int4; none: the raw bytes for `raw_dtype`).
+  // Bytes of one encoded segment and chunk (int8/int4; none: the raw bytes for `raw_dtype`;
+  // cachegen: InternalError, see min_encoded_bytes).
   uint64_t codes_bytes(const ChunkShape& shape) const;
   uint64_t scales_bytes(const ChunkShape& shape) const;
   uint64_t segment_stride(const ChunkShape& shape) const { return codes_bytes(shape) + scales_bytes(shape); }

@@ -15,10 +15,6 @@
 namespace cake {
 namespace {
 
-struct SegmentTargets {
-  __nv_bfloat16* dst[kMaxDecodeSegments];
-};
-
 template <int Bits>
 __global__ void decode_kernel(const uint8_t* __restrict__ encoded, SegmentTargets targets, uint32_t segments,
                               uint32_t units_per_segment, uint32_t units_per_group, uint64_t segment_stride,
@@ -56,17 +52,13 @@ __global__ void decode_kernel(const uint8_t* __restrict__ encoded, SegmentTarget
 
 }  // namespace
 
-void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std::byte* encoded,
+void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std::byte* encoded, uint64_t encoded_bytes,
                       std::span<std::byte* const> segment_dst, cudaStream_t stream, const std::string& what) {
-  if (spec.kind != CodecKind::int8 && spec.kind != CodecKind::int4)
-    throw InternalError(cat(what, ": the GPU decoder takes int8/int4, not ", spec.store_name()));
+  if (spec.kind != CodecKind::int8 && spec.kind != CodecKind::int4 && spec.kind != CodecKind::cachegen)
+    throw InternalError(cat(what, ": the GPU decoder takes int8, int4 and cachegen, not ", spec.store_name()));
   if (shape.segments() > kMaxDecodeSegments || segment_dst.size() != static_cast<size_t>(shape.segments()))
     throw InternalError(cat(what, ": ", segment_dst.size(), " segment targets for ", shape.segments(),
                             " segments (at most ", kMaxDecodeSegments, ")"));
-  if (spec.group % 8 != 0 || shape.head_dim % spec.group != 0)
-    throw InternalError(cat(what, ": group ", spec.group, " and head_dim ", shape.head_dim, " are not decodable"));
-  const uint64_t units = shape.values_per_segment() / 8;
-  if (units == 0 || units > 0xFFFFFFFFull) throw InternalError(cat(what, ": ", units, " decode units per segment"));
   if (reinterpret_cast<uintptr_t>(encoded) % 16 != 0) throw InternalError(cat(what, ": encoded bytes not 16-byte aligned"));
   SegmentTargets targets{};
   for (int s = 0; s < shape.segments(); ++s) {
@@ -74,6 +66,16 @@ void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std:
       throw InternalError(cat(what, ": target of segment ", s, " is not 16-byte aligned"));
     targets.dst[s] = reinterpret_cast<__nv_bfloat16*>(segment_dst[s]);
   }
+  if (spec.kind == CodecKind::cachegen) {
+    cachegen::decode_gpu(spec, shape, encoded, encoded_bytes, targets, stream, what);
+    return;
+  }
+  if (encoded_bytes != spec.encoded_bytes(shape, DType::bf16))
+    throw InternalError(cat(what, ": ", encoded_bytes, " encoded bytes, the codec takes ", spec.encoded_bytes(shape, DType::bf16)));
+  if (spec.group % 8 != 0 || shape.head_dim % spec.group != 0)
+    throw InternalError(cat(what, ": group ", spec.group, " and head_dim ", shape.head_dim, " are not decodable"));
+  const uint64_t units = shape.values_per_segment() / 8;
+  if (units == 0 || units > 0xFFFFFFFFull) throw InternalError(cat(what, ": ", units, " decode units per segment"));
   const uint64_t total = units * static_cast<uint64_t>(shape.segments());
   constexpr int kThreads = 256;
   const auto blocks = static_cast<unsigned>(std::min<uint64_t>((total + kThreads - 1) / kThreads, 1u << 20));

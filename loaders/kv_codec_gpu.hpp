@@ -9,17 +9,19 @@
 #include <span>
 
 #include "loaders/kv_codec.hpp"
+#include "loaders/kv_codec_cachegen_gpu.hpp"
 
 namespace cake {
 
-// Most segments (2 * layers) one launch takes: their targets travel in the kernel's arguments.
-inline constexpr int kMaxDecodeSegments = 256;
+// kMaxDecodeSegments (kv_codec_cachegen_gpu.hpp): most segments (2 * layers) one launch takes;
+// their targets travel in the kernel's arguments.
 
-// `encoded`: device memory holding spec.encoded_bytes(shape) bytes, 16-byte aligned.
+// `encoded`: device memory holding `encoded_bytes` bytes (int8/int4: spec.encoded_bytes(shape)),
+// 16-byte aligned.
 // `segment_dst[s]`: device address of segment s's first token in the bf16 cache, 16-byte aligned.
-// Only int8/int4 (none needs no decode). Throws cake::Error (with `what`) on a launch failure or
+// int8, int4 and cachegen (none needs no decode). Throws cake::Error (with `what`) on a launch failure or
 // a shape the kernel does not take.
-void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std::byte* encoded,
+void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std::byte* encoded, uint64_t encoded_bytes,
                       std::span<std::byte* const> segment_dst, cudaStream_t stream, const std::string& what);
 
 }  // namespace cake

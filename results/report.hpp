@@ -80,7 +80,7 @@ struct Point {
   int64_t first_token = -1;               // token id produced after the suffix
   bool verified = false;                  // first token (and loaded chunks) matched compute-only
   std::string verify_detail;
-  // A lossy codec's point (int8, int4 that loaded chunks) is never verified: it says how far it
+  // A lossy codec's point (int8, int4, cachegen that loaded chunks) is never verified: it says how far it
   // is from compute-only instead. The first token and logits are its own (its first measured
   // repetition); K and V errors are the codec's over the whole prefix (see CodecQuality).
   bool lossy = false;

@@ -58,7 +58,7 @@ inline constexpr const char* kRecoveredLegend =
 
 // Printed when some cell is a lossy codec's point.
 inline constexpr const char* kLossyLegend =
-    "~ lossy codec (int8, int4): not bit-exact with compute-only, so not verified; its first-token agreement and "
+    "~ lossy codec (int8, int4, cachegen): not bit-exact with compute-only, so not verified; its first-token agreement and "
     "logit, K and V errors are in the KV codec quality table and each point's verify_detail.";
 bool any_lossy(const std::vector<PivotSection>& sections);
 

@@ -44,7 +44,7 @@ struct Fixture {
     config.modes = {parse_mode("compute"), parse_mode("io"), parse_mode("cake")};
     config.bandwidths = {std::nullopt};
     config.sources = {parse_source_spec("file"), parse_source_spec("mem")};
-    config.codecs = {CodecKind::none, CodecKind::int8, CodecKind::int4};
+    config.codecs = {CodecKind::none, CodecKind::int8, CodecKind::int4, CodecKind::cachegen};
     config.store_dir = dir.path;
     config.repeat = 1;
     config.warmup = 0;
@@ -64,16 +64,17 @@ TEST(CodecSweep, LosslessVerifiedLossyReportsQuality) {
   std::set<std::string> stores;
   for (CodecKind k : f.config.codecs)
     stores.insert(store_path(f.dir.path, store_key_for(*f.choice.backend, f.config.requests[0], 64, k)));
-  EXPECT_EQ(stores.size(), 3u);
+  EXPECT_EQ(stores.size(), 4u);
   for (const std::string& s : stores) EXPECT_TRUE(std::filesystem::exists(s)) << s;
 
-  ASSERT_EQ(quality.size(), 3u);
+  ASSERT_EQ(quality.size(), 4u);
   std::map<std::string, CodecMeasurement> by_codec;
   for (const CodecMeasurement& m : quality) by_codec[m.codec] = m;
   const CodecMeasurement& none = by_codec.at("none");
   const CodecMeasurement& int8 = by_codec.at("int8");
   const CodecMeasurement& int4 = by_codec.at("int4");
-  for (const CodecMeasurement* m : {&none, &int8, &int4}) {
+  const CodecMeasurement& cachegen = by_codec.at("cachegen");
+  for (const CodecMeasurement* m : {&none, &int8, &int4, &cachegen}) {
     SCOPED_TRACE(m->codec);
     EXPECT_EQ(m->chunks_loaded, 10);
     EXPECT_EQ(m->chunks_total, 10);
@@ -93,6 +94,9 @@ TEST(CodecSweep, LosslessVerifiedLossyReportsQuality) {
   EXPECT_LT(int4.kv.k, 0.2);
   EXPECT_LT(int4.kv.v, 0.2);
   EXPECT_GT(int8.logits_rel_error, 0.0);
+  EXPECT_LT(static_cast<double>(cachegen.store_bytes), 0.6 * static_cast<double>(none.store_bytes));
+  EXPECT_GT(cachegen.kv.k, 0.0);
+  EXPECT_LT(cachegen.kv.k, 0.6);
 
   int lossy_loading = 0;
   for (const PointResult& p : points) {
@@ -121,7 +125,7 @@ TEST(CodecSweep, LosslessVerifiedLossyReportsQuality) {
       }
     }
   }
-  EXPECT_GE(lossy_loading, 4);  // io on two sources for two codecs at least
+  EXPECT_GE(lossy_loading, 6);  // io on two sources for three codecs at least
 }
 
 TEST(CodecSweep, CorruptedEncodedChunkIsRecoveredByComputing) {

@@ -12,6 +12,7 @@
 #include "loaders/aligned_buffer.hpp"
 #include "loaders/file_source.hpp"
 #include "loaders/kv_codec.hpp"
+#include "loaders/kv_codec_cachegen.hpp"
 #include "loaders/load_pipeline.hpp"
 #include "loaders/mem_source.hpp"
 #include "source_harness.hpp"
@@ -117,6 +118,7 @@ TEST(KvCodec, FloatToHalfAndBf16RoundToNearest) {
 TEST(KvCodec, StoreNameRecordsParametersAndRoundTrips) {
   for (CodecKind k : codec_kinds())
     for (int head_dim : {8, 32, 64, 128}) {
+      if (k == CodecKind::cachegen && head_dim < 32) continue;
       const CodecSpec spec = CodecSpec::for_model(k, head_dim);
       const CodecSpec back = CodecSpec::parse_store_name(spec.store_name());
       EXPECT_EQ(back.kind, spec.kind);
@@ -131,6 +133,9 @@ TEST(KvCodec, StoreNameRecordsParametersAndRoundTrips) {
     EXPECT_THROW(CodecSpec::parse_store_name(bad), Error) << bad;
   EXPECT_THROW(CodecSpec::for_model(CodecKind::int8, 12), UsageError);
   EXPECT_THROW(parse_codec_kind("fp8"), UsageError);
+  EXPECT_EQ(CodecSpec::parse_store_name(CodecSpec::for_model(CodecKind::cachegen, 128).store_name()).kind, CodecKind::cachegen);
+  EXPECT_THROW(CodecSpec::for_model(CodecKind::cachegen, 40), UsageError);
+  EXPECT_THROW(CodecSpec::parse_store_name("cachegen;anchor=8,int8,g64;levels=7,5,3;block=32;rans=12"), Error);
 }
 
 TEST(KvCodec, NoneIsExact) {
@@ -193,6 +198,104 @@ TEST(KvCodec, RoundTripErrorBoundsPerCodec) {
       EXPECT_LT(rel, kind == CodecKind::int8 ? 0.03 : 0.3);
     }
   }
+}
+
+ChunkShape random_cachegen_shape(std::mt19937_64& rng) {
+  static const int kHeadDims[] = {32, 64, 96, 128};
+  return ChunkShape{1 + static_cast<int>(rng() % 4), 1 + static_cast<int>(rng() % 3),
+                    kHeadDims[rng() % std::size(kHeadDims)], 1 + static_cast<int64_t>(rng() % 70)};
+}
+
+// CacheGen-style: anchors within the int8 bound; other values within half a delta step of their
+// block (the step is max |x - anchor_hat| / qmax of the block, qmax by layer); the f32 decode
+// gives anchor_hat exactly, so the bound is checked there; bf16 adds one rounding (rel L2 only).
+TEST(KvCodec, CachegenRoundTripErrorBounds) {
+  Seeded s;
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    double diff2 = 0, ref2 = 0;
+    for (int trial = 0; trial < 10; ++trial) {
+      const ChunkShape shape = random_cachegen_shape(s.rng);
+      const CodecSpec spec = CodecSpec::for_model(CodecKind::cachegen, shape.head_dim);
+      SCOPED_TRACE(cat(spec.store_name(), " ", dtype_name(dtype), " ", shape.layers, "x", shape.kv_heads, "x",
+                       shape.head_dim, " tokens ", shape.tokens));
+      const auto raw = random_kv(s.rng, shape, dtype);
+      std::vector<std::byte> encoded;
+      encode_chunk(spec, shape, dtype, raw, encoded, 1 + static_cast<int>(s.rng() % 4));
+      ASSERT_GE(encoded.size(), spec.min_encoded_bytes(shape, dtype));
+      std::vector<std::byte> again;
+      encode_chunk(spec, shape, dtype, raw, again, 3);
+      ASSERT_EQ(again, encoded) << "the encoder must not depend on its thread count";
+      const auto decoded = decode_to_bytes(spec, shape, encoded, dtype);
+      const auto exact = decode_to_bytes(spec, shape, encoded, DType::f32);  // anchor_hat and deltas unrounded
+      const uint64_t row = static_cast<uint64_t>(shape.kv_heads) * shape.head_dim;
+      const uint64_t per_seg = shape.values_per_segment();
+      for (int sg = 0; sg < shape.segments(); ++sg) {
+        const double qmax = cachegen::delta_qmax(sg / 2, shape.layers);
+        for (int64_t t = 0; t < shape.tokens; ++t) {
+          const int64_t anchor = t / cachegen::kTokensPerAnchor * cachegen::kTokensPerAnchor;
+          for (uint64_t c0 = 0; c0 < row; c0 += cachegen::kBlockDims) {
+            double amax = 0, dmax = 0;
+            for (int j = 0; j < cachegen::kBlockDims; ++j) {
+              const uint64_t i = per_seg * sg + static_cast<uint64_t>(t) * row + c0 + j;
+              const uint64_t a = per_seg * sg + static_cast<uint64_t>(anchor) * row + c0 + j;
+              amax = std::max(amax, std::fabs(double{value_of(raw.data(), dtype, i)}));
+              dmax = std::max(dmax, std::fabs(double{value_of(raw.data(), dtype, i)} - value_of(exact.data(), DType::f32, a)));
+            }
+            for (int j = 0; j < cachegen::kBlockDims; ++j) {
+              const uint64_t i = per_seg * sg + static_cast<uint64_t>(t) * row + c0 + j;
+              const double x = value_of(raw.data(), dtype, i);
+              const double y = value_of(exact.data(), DType::f32, i);
+              // Anchors: the int8 codec's bound with the group's amax (>= this block's).
+              const double bound = t == anchor ? 0.5 * (amax * 8 / 127.0) * (1 + 0x1p-10) + 0x1p-24 + std::fabs(y) * 0x1p-23
+                                               : 0.5 * (dmax / qmax * (1 + 0x1p-10) + 0x1p-24) + std::fabs(y) * 0x1p-22;
+              if (t == anchor) continue;  // anchors are the int8 codec, bounded in its own test
+              ASSERT_LE(std::fabs(x - y), bound) << "segment " << sg << " token " << t << " value " << c0 + j;
+            }
+          }
+        }
+      }
+      for (size_t i = 0; i < raw.size() / dtype_bytes(dtype); ++i) {
+        const double x = value_of(raw.data(), dtype, i), y = value_of(decoded.data(), dtype, i);
+        diff2 += (x - y) * (x - y);
+        ref2 += x * x;
+      }
+    }
+    const double rel = std::sqrt(diff2 / ref2);
+    SCOPED_TRACE(cat("cachegen ", dtype_name(dtype), " rel L2 ", rel));
+    EXPECT_GT(rel, 0.0);
+    EXPECT_LT(rel, 0.6);  // loose: the per-value bound above is the check
+  }
+}
+
+// The bar: at most 0.6x the bytes of the bf16 store (here on KV-like random data with
+// 1024-token chunks of llama-3-8b's head shape, 2 layers).
+TEST(KvCodec, CachegenIsUnderSixTenthsOfBf16) {
+  Seeded s;
+  const ChunkShape shape{2, 8, 128, 1024};
+  const CodecSpec spec = CodecSpec::for_model(CodecKind::cachegen, 128);
+  const auto raw = random_kv(s.rng, shape, DType::bf16);
+  std::vector<std::byte> encoded;
+  encode_chunk(spec, shape, DType::bf16, raw, encoded, 4);
+  EXPECT_LT(static_cast<double>(encoded.size()), 0.6 * static_cast<double>(raw.size()))
+      << encoded.size() << " of " << raw.size() << " bytes";
+}
+
+TEST(KvCodec, CachegenDecoderRefusesMalformedChunks) {
+  Seeded s;
+  const ChunkShape shape{2, 2, 64, 40};
+  const CodecSpec spec = CodecSpec::for_model(CodecKind::cachegen, 64);
+  const auto raw = random_kv(s.rng, shape, DType::bf16);
+  std::vector<std::byte> encoded;
+  encode_chunk(spec, shape, DType::bf16, raw, encoded);
+  std::vector<std::byte> truncated(encoded.begin(), encoded.begin() + static_cast<long>(encoded.size() - 1));
+  EXPECT_THROW(decode_to_bytes(spec, shape, truncated, DType::bf16), Error);
+  std::vector<std::byte> short_fixed(encoded.begin(), encoded.begin() + 64);
+  EXPECT_THROW(decode_to_bytes(spec, shape, short_fixed, DType::bf16), Error);
+  std::vector<std::byte> bad_offset = encoded;
+  const cachegen::Layout l = cachegen::layout(spec, shape);
+  const uint32_t huge = 0x7FFFFFFF;
+  std::memcpy(bad_offset.data() + l.offsets_offset + 4, &huge, 4);
+  EXPECT_THROW(decode_to_bytes(spec, shape, bad_offset, DType::bf16), Error);
 }
 
 TEST(KvCodec, DecoderRefusesAWrongSize) {
@@ -315,6 +418,10 @@ TEST(KvCodecPipeline, MemSourceDecodesIntoTheHostCache) {
   host_pipeline_round_trip(true, CodecKind::int8);
   host_pipeline_round_trip(true, CodecKind::int4);
 }
+TEST(KvCodecPipeline, CachegenDecodesIntoTheHostCache) {
+  host_pipeline_round_trip(false, CodecKind::cachegen);
+  host_pipeline_round_trip(true, CodecKind::cachegen);
+}
 
 // A flipped byte in one encoded chunk: that chunk alone fails its checksum (which covers the
 // encoded bytes) and its place in the cache is not reported resident; the others decode.
@@ -322,7 +429,8 @@ TEST(KvCodecPipeline, CorruptedEncodedChunkFailsItsChecksum) {
   for (bool mem : {false, true}) {
     Seeded s;
     TempDir dir;
-    EncodedStore store = write_encoded_store(dir.path(), (s.rng() & 1) ? CodecKind::int8 : CodecKind::int4, DType::bf16, s.rng);
+    const CodecKind kinds[] = {CodecKind::int8, CodecKind::int4, CodecKind::cachegen};
+    EncodedStore store = write_encoded_store(dir.path(), kinds[s.rng() % 3], DType::bf16, s.rng);
     const int bad = static_cast<int>(s.rng() % store.header.chunks.size());
     const ChunkEntry& e = store.header.chunks[static_cast<size_t>(bad)];
     {
@@ -400,9 +508,9 @@ TEST(KvCodecGpu, DecodeEqualsCpuDecodeBitExact) {
   std::string why;
   if (!have_gpu(why)) GTEST_SKIP() << why;
   Seeded s;
-  for (int trial = 0; trial < 24; ++trial) {
-    const CodecKind kind = (trial % 2 == 0) ? CodecKind::int8 : CodecKind::int4;
-    ChunkShape shape = random_chunk_shape(s.rng);
+  for (int trial = 0; trial < 36; ++trial) {
+    const CodecKind kind = trial % 3 == 0 ? CodecKind::int8 : trial % 3 == 1 ? CodecKind::int4 : CodecKind::cachegen;
+    ChunkShape shape = kind == CodecKind::cachegen ? random_cachegen_shape(s.rng) : random_chunk_shape(s.rng);
     shape.tokens = 1 + static_cast<int64_t>(s.rng() % 300);
     const CodecSpec spec = CodecSpec::for_model(kind, shape.head_dim);
     SCOPED_TRACE(cat(spec.store_name(), " ", shape.layers, "x", shape.kv_heads, "x", shape.head_dim, " tokens ", shape.tokens));
@@ -423,7 +531,7 @@ TEST(KvCodecGpu, DecodeEqualsCpuDecodeBitExact) {
       targets.push_back(tensors.back().as<std::byte>() + token_bytes * static_cast<size_t>(first_token));
     }
     cuda::Stream stream;
-    decode_chunk_gpu(spec, shape, enc_dev.as<std::byte>(), targets, stream.get(), "test decode");
+    decode_chunk_gpu(spec, shape, enc_dev.as<std::byte>(), encoded.size(), targets, stream.get(), "test decode");
     stream.synchronize();
     std::vector<std::byte> host(tensors.front().bytes());
     for (int sg = 0; sg < shape.segments(); ++sg) {
@@ -443,7 +551,8 @@ void device_pipeline(bool mem) {
   if (!have_gpu(why)) GTEST_SKIP() << why;
   Seeded s;
   TempDir dir;
-  const EncodedStore store = write_encoded_store(dir.path(), (s.rng() & 1) ? CodecKind::int8 : CodecKind::int4, DType::bf16, s.rng);
+  const CodecKind kinds[] = {CodecKind::int8, CodecKind::int4, CodecKind::cachegen};
+  const EncodedStore store = write_encoded_store(dir.path(), kinds[s.rng() % 3], DType::bf16, s.rng);
   const StoreHeader& h = store.header;
   std::unique_ptr<KvSource> source;
   if (mem) source = std::make_unique<MemSource>(store.path);
