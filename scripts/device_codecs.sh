@@ -2,7 +2,9 @@
 # Issue 17 on the GPU machine in one call: the KV codecs' GPU tests (GPU decode == CPU decode,
 # bit-exact, and the load lane decoding into a device cache), the decode throughput next to the
 # pinned copy rate of the same bytes, then llama-3-8b at 32K, cake and compute with codecs none,
-# int8 and int4 at 4-64 Gbps from the mem source, with the codec quality table.
+# int8, int4 and cachegen at 4-64 Gbps from the mem source, with the codec quality table.
+# Two repetitions, no warm-up (the untimed reference and quality runs before them warm the GPU):
+# the device time of this session is short.
 #
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders cake_bench_micro"
 #       CARRY_DIR=/work/main/.carry-codec scripts/device_pack.sh
@@ -27,8 +29,8 @@ echo "cores: $(nproc)"; df -h /dev/shm | tail -1
 run timeout 60 "$CARRY/bin/test_loaders" --gtest_filter='KvCodec*'
 run timeout 60 "$CARRY/bin/cake_bench_micro" --benchmark_filter='KvDecodeGpu|PinnedCopyOfAChunk' \
   --benchmark_out="$OUT/decode-bench.json" --benchmark_out_format=json
-run timeout 200 "$B" run --quiet --context 32k --suffix 128 --mode compute,cake --codec none,int8,int4 \
-  --bandwidth 4gbps,8gbps,16gbps,32gbps,64gbps --source mem --store "$SHM" --repeat 2 --warmup 1 \
+run timeout 240 "$B" run --quiet --context 32k --suffix 128 --mode compute,cake --codec none,int8,int4,cachegen \
+  --bandwidth 4gbps,8gbps,16gbps,32gbps,64gbps --source mem --store "$SHM" --repeat 2 --warmup 0 \
   --out "$RES/ctx32k-codecs"
 pack ctx32k-codecs
 cp "$RES/ctx32k-codecs/results.md" "$OUT/ctx32k-codecs.md" 2>/dev/null

@@ -506,7 +506,9 @@ bool have_gpu(std::string& why) {
 // The GPU decoder writes exactly the CPU decoder's bytes, into poisoned memory, at a token offset.
 TEST(KvCodecGpu, DecodeEqualsCpuDecodeBitExact) {
   std::string why;
-  if (!have_gpu(why)) GTEST_SKIP() << why;
+  if (!have_gpu(why)) {
+    GTEST_SKIP() << why;
+  }
   Seeded s;
   for (int trial = 0; trial < 36; ++trial) {
     const CodecKind kind = trial % 3 == 0 ? CodecKind::int8 : trial % 3 == 1 ? CodecKind::int4 : CodecKind::cachegen;
@@ -548,7 +550,9 @@ TEST(KvCodecGpu, DecodeEqualsCpuDecodeBitExact) {
 // decoded there; the cache holds the CPU decoder's bytes.
 void device_pipeline(bool mem) {
   std::string why;
-  if (!have_gpu(why)) GTEST_SKIP() << why;
+  if (!have_gpu(why)) {
+    GTEST_SKIP() << why;
+  }
   Seeded s;
   TempDir dir;
   const CodecKind kinds[] = {CodecKind::int8, CodecKind::int4, CodecKind::cachegen};
