@@ -365,7 +365,8 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
     std::vector<CodecSample> samples;
     for (const CodecMeasurement& m : quality)
       samples.push_back({m.codec, m.store_codec, m.chunk_tokens, m.request_id, m.prefix_tokens, m.store_bytes, m.raw_bytes,
-                         m.kv.k, m.kv.v, m.logits_rel_error, m.first_token_agrees, m.chunks_loaded, m.chunks_total});
+                         m.kv.k, m.kv.v, m.logits_rel_error, m.first_token_agrees, m.chunks_loaded, m.chunks_total,
+                         m.decoded_bytes, m.decode_ns});
     report.codec_quality = aggregate_codec_quality(samples);
     bool all_verified = true;
     for (const PointResult& pr : results) {

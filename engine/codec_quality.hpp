@@ -49,6 +49,8 @@ struct CodecMeasurement {
   int64_t first_token = -1;            // of the all-loaded run
   int64_t reference_first_token = -1;  // of compute-only
   int chunks_loaded = 0;               // of the all-loaded run (all of them unless some failed)
+  uint64_t decoded_bytes = 0;          // of the all-loaded run: what its decode steps wrote
+  int64_t decode_ns = 0;               // and how long they took, summed over chunks (0 for none)
   int chunks_total = 0;
 };
 

@@ -225,6 +225,11 @@ class Sweep {
         for (const ChunkEntry& e : read_store_header(fd.get(), path).chunks) m.store_bytes += e.bytes;
       }
       m.chunks_loaded = run.chunks_loaded;
+      for (const ChunkEvent& e : run.timeline) {
+        if (e.lane != Lane::load || !e.ok) continue;
+        m.decoded_bytes += e.decoded_bytes;
+        m.decode_ns += e.decode_ns;
+      }
       m.chunks_total = run.chunks_total;
       m.kv = kv_rel_error(backend_.kv_cache(), reference_kv);
       m.logits_rel_error = logits_rel_error(run.first_token.logits, reference.first_token.logits);

@@ -183,6 +183,7 @@ std::vector<CodecQuality> aggregate_codec_quality(const std::vector<CodecSample>
     int64_t tokens = 0;
   };
   std::vector<Sums> sums;
+  std::vector<std::pair<uint64_t, int64_t>> decode;  // decoded bytes, ns
   for (const CodecSample& s : samples) {
     auto it = std::find_if(rows.begin(), rows.end(),
                            [&](const CodecQuality& q) { return q.codec == s.codec && q.chunk_tokens == s.chunk_tokens; });
@@ -193,6 +194,7 @@ std::vector<CodecQuality> aggregate_codec_quality(const std::vector<CodecSample>
       q.chunk_tokens = s.chunk_tokens;
       rows.push_back(q);
       sums.emplace_back();
+      decode.emplace_back(0, 0);
       it = rows.end() - 1;
     }
     CodecQuality& q = *it;
@@ -207,6 +209,8 @@ std::vector<CodecQuality> aggregate_codec_quality(const std::vector<CodecSample>
     q.logits_rel_error_max = std::max(q.logits_rel_error_max, s.logits_rel_error);
     q.first_token_agreements += s.first_token_agrees ? 1 : 0;
     q.chunks_not_loaded += s.chunks_total - s.chunks_loaded;
+    decode[static_cast<size_t>(it - rows.begin())].first += s.decoded_bytes;
+    decode[static_cast<size_t>(it - rows.begin())].second += s.decode_ns;
   }
   for (size_t i = 0; i < rows.size(); ++i) {
     CodecQuality& q = rows[i];
@@ -216,6 +220,8 @@ std::vector<CodecQuality> aggregate_codec_quality(const std::vector<CodecSample>
     q.bytes_per_token = sums[i].tokens > 0 ? static_cast<double>(sums[i].store_bytes) / static_cast<double>(sums[i].tokens) : 0;
     q.compression_ratio =
         sums[i].store_bytes > 0 ? static_cast<double>(sums[i].raw_bytes) / static_cast<double>(sums[i].store_bytes) : 0;
+    if (decode[i].second > 0)
+      q.decode_gbytes_per_s = static_cast<double>(decode[i].first) / static_cast<double>(decode[i].second);
   }
   return rows;
 }

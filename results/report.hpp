@@ -133,6 +133,8 @@ struct CodecSample {
   bool first_token_agrees = false;
   int chunks_loaded = 0;
   int chunks_total = 0;
+  uint64_t decoded_bytes = 0;  // written by the decode steps of that run
+  int64_t decode_ns = 0;       // their summed duration (GPU: CUDA events around each chunk's kernel)
 };
 
 // The quality table: per (codec, chunk size), over the workload's requests.
@@ -149,6 +151,9 @@ struct CodecQuality {
   double logits_rel_error_max = 0;
   int first_token_agreements = 0;  // requests whose first token equals compute-only's
   int chunks_not_loaded = 0;       // over requests: chunks the all-loaded run had to compute (should be 0)
+  // Decode throughput in the load lane: decoded bytes over the summed decode time of the all-loaded
+  // runs (GB/s, decimal); absent for none, which decodes nothing.
+  std::optional<double> decode_gbytes_per_s;
 
   bool operator==(const CodecQuality&) const = default;
 };

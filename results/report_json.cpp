@@ -88,7 +88,8 @@ json codec_quality_to_json(const CodecQuality& q) {
           {"logits_rel_error", q.logits_rel_error},
           {"logits_rel_error_max", q.logits_rel_error_max},
           {"first_token_agreements", q.first_token_agreements},
-          {"chunks_not_loaded", q.chunks_not_loaded}};
+          {"chunks_not_loaded", q.chunks_not_loaded},
+          {"decode_gbytes_per_s", optional_json(q.decode_gbytes_per_s)}};
 }
 
 json derived_to_json(const DerivedGroup& g) {
@@ -351,6 +352,7 @@ CodecQuality codec_quality_from(const Fields& f) {
   q.logits_rel_error_max = f.number("logits_rel_error_max");
   q.first_token_agreements = f.int32("first_token_agreements");
   q.chunks_not_loaded = f.int32("chunks_not_loaded");
+  q.decode_gbytes_per_s = f.opt_number("decode_gbytes_per_s");
   return q;
 }
 

@@ -57,7 +57,7 @@ std::vector<std::vector<std::string>> codec_quality_cells(const RunReport& repor
   std::vector<std::vector<std::string>> rows;
   if (report.codec_quality.empty()) return rows;
   rows.push_back({"codec", "store codec", "chunk", "bytes/token", "ratio (x)", "K rel err", "V rel err", "logit rel err",
-                  "logit rel err max", "first token agrees"});
+                  "logit rel err max", "first token agrees", "decode (GB/s)"});
   const auto sci = [](double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2e", v);
@@ -68,7 +68,8 @@ std::vector<std::vector<std::string>> codec_quality_cells(const RunReport& repor
                     fixed(q.compression_ratio, 2), sci(q.k_rel_error), sci(q.v_rel_error), sci(q.logits_rel_error),
                     sci(q.logits_rel_error_max),
                     cat(q.first_token_agreements, "/", q.requests,
-                        q.chunks_not_loaded > 0 ? cat(" (", q.chunks_not_loaded, " chunks not loaded)") : std::string())});
+                        q.chunks_not_loaded > 0 ? cat(" (", q.chunks_not_loaded, " chunks not loaded)") : std::string()),
+                    fixed_or(q.decode_gbytes_per_s, 1)});
   return rows;
 }
 

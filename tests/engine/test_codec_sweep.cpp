@@ -80,6 +80,11 @@ TEST(CodecSweep, LosslessVerifiedLossyReportsQuality) {
     EXPECT_EQ(m->chunks_total, 10);
     EXPECT_EQ(m->prefix_tokens, 600);
   }
+  for (const CodecMeasurement* m : {&int8, &int4, &cachegen}) {
+    EXPECT_EQ(m->decoded_bytes, m->raw_bytes) << m->codec << ": every chunk decoded once";
+    EXPECT_GT(m->decode_ns, 0) << m->codec;
+  }
+  EXPECT_EQ(none.decoded_bytes, 0u);
   EXPECT_EQ(none.kv.k, 0.0);
   EXPECT_EQ(none.kv.v, 0.0);
   EXPECT_EQ(none.logits_rel_error, 0.0);

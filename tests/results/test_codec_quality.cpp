@@ -13,7 +13,7 @@ TEST(CodecQuality, AggregatesPerCodecAndChunkOverRequests) {
   std::vector<CodecSample> samples = {
       {"none", "none", 1024, "a", 1000, 4000, 4000, 0, 0, 0, true, 4, 4},
       {"int8", "int8;group=64;scale=f16", 1024, "a", 1000, 1000, 4000, 0.01, 0.02, 0.1, true, 4, 4},
-      {"int8", "int8;group=64;scale=f16", 1024, "b", 3000, 3000, 12000, 0.03, 0.04, 0.3, false, 11, 12},
+      {"int8", "int8;group=64;scale=f16", 1024, "b", 3000, 3000, 12000, 0.03, 0.04, 0.3, false, 11, 12, 6000, 2000},
   };
   const std::vector<CodecQuality> rows = aggregate_codec_quality(samples);
   ASSERT_EQ(rows.size(), 2u);
@@ -29,6 +29,8 @@ TEST(CodecQuality, AggregatesPerCodecAndChunkOverRequests) {
   EXPECT_DOUBLE_EQ(q.logits_rel_error_max, 0.3);
   EXPECT_EQ(q.first_token_agreements, 1);
   EXPECT_EQ(q.chunks_not_loaded, 1);
+  EXPECT_DOUBLE_EQ(*q.decode_gbytes_per_s, 3.0);  // 6000 bytes in 2000 ns
+  EXPECT_FALSE(rows[0].decode_gbytes_per_s);
 }
 
 RunReport lossy_report() {
@@ -43,7 +45,7 @@ RunReport lossy_report() {
   p.v_rel_error = 5e-3;
   p.verify_detail = "lossy codec int8 (not bit-exact, not verified): first token agrees";
   r.codec_quality = aggregate_codec_quality(
-      {{"int8", "int8;group=64;scale=f16", 1024, "a", 1000, 1031, 2000, 4e-3, 5e-3, 3.5e-3, true, 1, 1}});
+      {{"int8", "int8;group=64;scale=f16", 1024, "a", 1000, 1031, 2000, 4e-3, 5e-3, 3.5e-3, true, 1, 1, 2000, 1000}});
   return r;
 }
 
