@@ -411,23 +411,28 @@ void add_prepare_command(CLI::App& app, int& exit_code) {
     load_bar.finish();
     std::fprintf(stderr, "backend: %s\n", choice.reason.c_str());
     std::filesystem::create_directories(flags->store_dir);
-    for (CodecKind codec : r.sweep.codecs)
     for (int32_t chunk : r.sweep.chunk_tokens)
       for (const Request& req : r.sweep.requests) {
-        const StoreKey key = store_key_for(*choice.backend, req, chunk, codec);
-        const std::string path = cat(flags->store_dir, "/", key.file_name());
-        if (std::filesystem::exists(path)) {
-          std::printf("exists   %s  (%s, ctx %zu, chunk %d, codec %s)\n", path.c_str(), req.id.c_str(), req.prefix.size(),
-                      chunk, key.codec.c_str());
-          continue;
+        // The prefix is computed once; every codec's store is written from the same KV cache.
+        bool computed = false;
+        for (CodecKind codec : r.sweep.codecs) {
+          const StoreKey key = store_key_for(*choice.backend, req, chunk, codec);
+          const std::string path = cat(flags->store_dir, "/", key.file_name());
+          if (std::filesystem::exists(path)) {
+            std::printf("exists   %s  (%s, ctx %zu, chunk %d, codec %s)\n", path.c_str(), req.id.c_str(), req.prefix.size(),
+                        chunk, key.codec.c_str());
+            continue;
+          }
+          Stopwatch sw;
+          const StoreHeader h = computed ? write_store_from_cache(*choice.backend, key, path)
+                                         : prepare_store(*choice.backend, req, chunk, path, codec);
+          computed = true;
+          uint64_t bytes = 0;
+          for (const ChunkEntry& e : h.chunks) bytes += e.bytes;
+          std::printf("wrote    %s  (%s, ctx %zu, chunk %d, codec %s, %zu chunks, %s, %.1f s)\n", path.c_str(),
+                      req.id.c_str(), req.prefix.size(), chunk, h.key.codec.c_str(), h.chunks.size(),
+                      format_bytes(bytes).c_str(), sw.elapsed_ms() / 1000);
         }
-        Stopwatch sw;
-        const StoreHeader h = prepare_store(*choice.backend, req, chunk, path, codec);
-        uint64_t bytes = 0;
-        for (const ChunkEntry& e : h.chunks) bytes += e.bytes;
-        std::printf("wrote    %s  (%s, ctx %zu, chunk %d, codec %s, %zu chunks, %s, %.1f s)\n", path.c_str(), req.id.c_str(),
-                    req.prefix.size(), chunk, h.key.codec.c_str(), h.chunks.size(), format_bytes(bytes).c_str(),
-                    sw.elapsed_ms() / 1000);
       }
     exit_code = kExitOk;
   });
