@@ -11,46 +11,14 @@
 
 #include "common/cuda_check.hpp"
 #include "common/error.hpp"
+#include "loaders/kv_codec_cachegen.hpp"
+#include "loaders/kv_codec_cachegen_gpu.hpp"
+#include "loaders/kv_codec_kernels.cuh"
 
 namespace cake {
-namespace {
-
-template <int Bits>
-__global__ void decode_kernel(const uint8_t* __restrict__ encoded, SegmentTargets targets, uint32_t segments,
-                              uint32_t units_per_segment, uint32_t units_per_group, uint64_t segment_stride,
-                              uint64_t codes_bytes) {
-  const uint64_t total = static_cast<uint64_t>(segments) * units_per_segment;
-  for (uint64_t u = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; u < total;
-       u += static_cast<uint64_t>(gridDim.x) * blockDim.x) {
-    const uint32_t s = static_cast<uint32_t>(u / units_per_segment);
-    const uint32_t j = static_cast<uint32_t>(u - static_cast<uint64_t>(s) * units_per_segment);
-    const uint8_t* seg = encoded + segment_stride * s;
-    const __half scale_h = reinterpret_cast<const __half*>(seg + codes_bytes)[j / units_per_group];
-    const float scale = __half2float(scale_h);
-    int q[8];
-    if constexpr (Bits == 8) {
-      const uint2 raw = reinterpret_cast<const uint2*>(seg)[j];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        q[i] = static_cast<int8_t>((raw.x >> (8 * i)) & 0xFF);
-        q[4 + i] = static_cast<int8_t>((raw.y >> (8 * i)) & 0xFF);
-      }
-    } else {
-      const uint32_t raw = reinterpret_cast<const uint32_t*>(seg)[j];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        const int nibble = static_cast<int>((raw >> (4 * i)) & 0xF);
-        q[i] = nibble >= 8 ? nibble - 16 : nibble;
-      }
-    }
-    __align__(16) __nv_bfloat16 out[8];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) out[i] = __float2bfloat16_rn(__fmul_rn(static_cast<float>(q[i]), scale));
-    reinterpret_cast<uint4*>(targets.dst[s])[j] = *reinterpret_cast<const uint4*>(out);
-  }
-}
-
-}  // namespace
+using codec_kernels::int_decode_kernel;
+using codec_kernels::SegmentTargets;
+static_assert(kMaxDecodeSegments == codec_kernels::kMaxSegments);
 
 void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std::byte* encoded, uint64_t encoded_bytes,
                       std::span<std::byte* const> segment_dst, cudaStream_t stream, const std::string& what) {
@@ -67,7 +35,7 @@ void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std:
     targets.dst[s] = reinterpret_cast<__nv_bfloat16*>(segment_dst[s]);
   }
   if (spec.kind == CodecKind::cachegen) {
-    cachegen::decode_gpu(spec, shape, encoded, encoded_bytes, targets, stream, what);
+    cachegen::decode_gpu(spec, shape, encoded, encoded_bytes, segment_dst.data(), stream, what);
     return;
   }
   if (encoded_bytes != spec.encoded_bytes(shape, DType::bf16))
@@ -84,10 +52,10 @@ void decode_chunk_gpu(const CodecSpec& spec, const ChunkShape& shape, const std:
   const auto units32 = static_cast<uint32_t>(units);
   const auto units_per_group = static_cast<uint32_t>(spec.group / 8);
   if (spec.kind == CodecKind::int8)
-    decode_kernel<8><<<blocks, kThreads, 0, stream>>>(in, targets, segments, units32, units_per_group,
+    int_decode_kernel<8><<<blocks, kThreads, 0, stream>>>(in, targets, segments, units32, units_per_group,
                                                       spec.segment_stride(shape), spec.codes_bytes(shape));
   else
-    decode_kernel<4><<<blocks, kThreads, 0, stream>>>(in, targets, segments, units32, units_per_group,
+    int_decode_kernel<4><<<blocks, kThreads, 0, stream>>>(in, targets, segments, units32, units_per_group,
                                                       spec.segment_stride(shape), spec.codes_bytes(shape));
   CAKE_CUDA(cudaGetLastError(), cat(what, ": launching the ", codec_kind_name(spec.kind), " decode kernel"));
 }

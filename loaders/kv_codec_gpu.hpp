@@ -9,12 +9,11 @@
 #include <span>
 
 #include "loaders/kv_codec.hpp"
-#include "loaders/kv_codec_cachegen_gpu.hpp"
 
 namespace cake {
 
-// kMaxDecodeSegments (kv_codec_cachegen_gpu.hpp): most segments (2 * layers) one launch takes;
-// their targets travel in the kernel's arguments.
+// Most segments (2 * layers) one launch takes: their targets travel in the kernel's arguments.
+inline constexpr int kMaxDecodeSegments = 256;
 
 // `encoded`: device memory holding `encoded_bytes` bytes (int8/int4: spec.encoded_bytes(shape)),
 // 16-byte aligned.
