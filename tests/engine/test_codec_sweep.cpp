@@ -41,7 +41,7 @@ struct Fixture {
     choice = make_backend(BackendKind::cpu, model, options);
     config.requests = {synthetic_request(600, 16, model.vocab, seed)};  // 10 chunks, the last one short
     config.chunk_tokens = {64};
-    config.modes = {parse_mode("compute"), parse_mode("io"), parse_mode("cake")};
+    config.modes = {parse_mode("compute"), parse_mode("io"), parse_mode("cake"), parse_mode("split=0.5"), parse_mode("oracle")};
     config.bandwidths = {std::nullopt};
     config.sources = {parse_source_spec("file"), parse_source_spec("mem")};
     config.codecs = {CodecKind::none, CodecKind::int8, CodecKind::int4, CodecKind::cachegen};
@@ -123,10 +123,13 @@ TEST(CodecSweep, LosslessVerifiedLossyReportsQuality) {
     if (p.mode.kind == ModeKind::io) {
       EXPECT_EQ(o.bytes_loaded, by_codec.at(p.codec).store_bytes);
     }
-    // Every loaded chunk went through the decode step.
+    // Every loaded chunk went through the decode step, inside its load: a chunk is resident (end_ns,
+    // what load_busy_ms and so the oracle's per-chunk load cost and split=F count) only once decoded.
     for (const ChunkEvent& e : o.timeline) {
       if (e.lane == Lane::load && e.ok) {
         EXPECT_GT(e.decoded_bytes, e.bytes);
+        EXPECT_GE(e.end_ns - e.decode_ns, e.h2d_start_ns) << "chunk " << e.chunk;
+        EXPECT_GE(o.load_busy_ms * 1e6, static_cast<double>(e.decode_ns));
       }
     }
   }
