@@ -29,7 +29,7 @@ echo "cores: $(nproc)"; df -h /dev/shm | tail -1
 run timeout 60 "$CARRY/bin/test_loaders" --gtest_filter='KvCodec*'
 run timeout 60 "$CARRY/bin/cake_bench_micro" --benchmark_filter='KvDecodeGpu|PinnedCopyOfAChunk' \
   --benchmark_out="$OUT/decode-bench.json" --benchmark_out_format=json
-run timeout 240 "$B" run --quiet --context 32k --suffix 128 --mode compute,cake --codec none,int8,int4,cachegen \
+run timeout 420 "$B" run --quiet --context 32k --suffix 128 --mode compute,cake --codec none,int8,int4,cachegen \
   --bandwidth 4gbps,8gbps,16gbps,32gbps,64gbps --source mem --store "$SHM" --repeat 2 --warmup 0 \
   --out "$RES/ctx32k-codecs"
 pack ctx32k-codecs
