@@ -93,7 +93,7 @@ Point to_point(const PointResult& r, const std::string& model, const std::string
     }
   }
   p.mode = r.mode.name();
-  p.codec = "none";
+  p.codec = r.codec;
   p.axes = r.axes;
   p.conditions = r.conditions;
   p.warmup = s.warmup;
@@ -120,6 +120,13 @@ Point to_point(const PointResult& r, const std::string& model, const std::string
   p.first_token = rep.first_token.token_id;
   p.verified = r.verification.passed;
   p.verify_detail = r.verification.detail;
+  if (r.verification.lossy) {
+    p.lossy = true;
+    p.first_token_agrees = r.verification.first_token_agrees;
+    p.logits_rel_error = r.verification.logits_rel_error;
+    p.k_rel_error = r.verification.k_rel_error;
+    p.v_rel_error = r.verification.v_rel_error;
+  }
   return p;
 }
 
@@ -157,7 +164,19 @@ RequestTimeline to_timeline(const PointResult& r, const Point& p) {
       h2d.start_ms = ns_to_ms(e.h2d_start_ns);
       h2d.end_ms = ns_to_ms(e.end_ns);
       h2d.queue_wait_ms = ns_to_ms(e.h2d_start_ns - e.read_end_ns);
-      t.events.push_back(h2d);
+      if (e.decode_ns > 0) {
+        // The decode step ends the chunk's load (it is resident once decoded): its own event.
+        TimelineEvent decode = h2d;
+        decode.lane = "decode";
+        decode.start_ms = ns_to_ms(e.end_ns - e.decode_ns);
+        decode.queue_wait_ms = 0;
+        decode.bytes = e.decoded_bytes;
+        h2d.end_ms = decode.start_ms;
+        t.events.push_back(h2d);
+        t.events.push_back(decode);
+      } else {
+        t.events.push_back(h2d);
+      }
     }
   }
   TimelineEvent suffix;
@@ -317,8 +336,9 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
       std::fprintf(stderr, "\nnote: %s\n", text.c_str());
       notices->push_back(text);
     };
+    std::vector<CodecMeasurement> quality;
     std::vector<PointResult> results =
-        run_sweep(*choice.backend, r.sweep, [&bar](const SweepProgress& p) { bar.update(p); });
+        run_sweep(*choice.backend, r.sweep, [&bar](const SweepProgress& p) { bar.update(p); }, &quality);
     bar.finish();
 
     RunReport report;
@@ -350,10 +370,17 @@ void add_run_command(CLI::App& app, int& exit_code, int argc, char** argv) {
                                      {"content_fingerprint", choice.backend->model().weights_fingerprint},
                                      {"honoured", r.checkpoint->honoured},
                                      {"weights", choice.backend->weights_note()}};
+    std::vector<CodecSample> samples;
+    for (const CodecMeasurement& m : quality)
+      samples.push_back({m.codec, m.store_codec, m.chunk_tokens, m.request_id, m.prefix_tokens, m.store_bytes, m.raw_bytes,
+                         m.kv.k, m.kv.v, m.logits_rel_error, m.first_token_agrees, m.chunks_loaded, m.chunks_total,
+                         m.decoded_bytes, m.decode_ns});
+    report.codec_quality = aggregate_codec_quality(samples);
     bool all_verified = true;
     for (const PointResult& pr : results) {
       Point p = to_point(pr, r.model.name, choice.backend->name(), r.sweep, checkpoint_id);
-      all_verified = all_verified && p.verified;
+      // A lossy codec's point reports its quality instead of a pass: not a verification failure.
+      all_verified = all_verified && (p.verified || p.lossy);
       report.timelines.push_back(to_timeline(pr, p));
       report.points.push_back(std::move(p));
     }
@@ -426,22 +453,30 @@ void add_prepare_command(CLI::App& app, int& exit_code) {
     std::filesystem::create_directories(flags->store_dir);
     for (int32_t chunk : r.sweep.chunk_tokens)
       for (const Request& req : r.sweep.requests) {
-        const StoreKey key = store_key_for(*choice.backend, req, chunk);
-        if (choice.backend->kv_shard_count() > 1 || !choice.backend->kv_shard_tag(0).empty()) {
-          prepare_shards(*choice.backend, req, chunk, key, flags->store_dir);
-          continue;
+        // The prefix is computed once; every codec's store is written from the same KV cache.
+        bool computed = false;
+        for (CodecKind codec : r.sweep.codecs) {
+          const StoreKey key = store_key_for(*choice.backend, req, chunk, codec);
+          if (choice.backend->kv_shard_count() > 1 || !choice.backend->kv_shard_tag(0).empty()) {
+            prepare_shards(*choice.backend, req, chunk, key, flags->store_dir);
+            continue;
+          }
+          const std::string path = cat(flags->store_dir, "/", key.file_name());
+          if (std::filesystem::exists(path)) {
+            std::printf("exists   %s  (%s, ctx %zu, chunk %d, codec %s)\n", path.c_str(), req.id.c_str(), req.prefix.size(),
+                        chunk, key.codec.c_str());
+            continue;
+          }
+          Stopwatch sw;
+          const StoreHeader h = computed ? write_store_from_cache(*choice.backend, key, path)
+                                         : prepare_store(*choice.backend, req, chunk, path, codec);
+          computed = true;
+          uint64_t bytes = 0;
+          for (const ChunkEntry& e : h.chunks) bytes += e.bytes;
+          std::printf("wrote    %s  (%s, ctx %zu, chunk %d, codec %s, %zu chunks, %s, %.1f s)\n", path.c_str(),
+                      req.id.c_str(), req.prefix.size(), chunk, h.key.codec.c_str(), h.chunks.size(),
+                      format_bytes(bytes).c_str(), sw.elapsed_ms() / 1000);
         }
-        const std::string path = cat(flags->store_dir, "/", key.file_name());
-        if (std::filesystem::exists(path)) {
-          std::printf("exists   %s  (%s, ctx %zu, chunk %d)\n", path.c_str(), req.id.c_str(), req.prefix.size(), chunk);
-          continue;
-        }
-        Stopwatch sw;
-        const StoreHeader h = prepare_store(*choice.backend, req, chunk, path);
-        uint64_t bytes = 0;
-        for (const ChunkEntry& e : h.chunks) bytes += e.bytes;
-        std::printf("wrote    %s  (%s, ctx %zu, chunk %d, %zu chunks, %s, %.1f s)\n", path.c_str(), req.id.c_str(),
-                    req.prefix.size(), chunk, h.chunks.size(), format_bytes(bytes).c_str(), sw.elapsed_ms() / 1000);
       }
     exit_code = kExitOk;
   });

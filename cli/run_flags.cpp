@@ -167,6 +167,12 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
       if (m.kind == ModeKind::cake || m.kind == ModeKind::oracle)
         throw UsageError(cat("--tp-rank runs compute, io and split only (", m.name(),
                              " needs claims agreed across ranks: run --tp N in one process)"));
+  // The codec quality runs and the decode step work on one whole KV cache; a rank's shard of the
+  // KV heads is not wired to them yet, so tensor parallelism loads uncompressed stores only.
+  if (f.tp > 1 || f.tp_rank >= 0)
+    for (CodecKind k : s.codecs)
+      if (k != CodecKind::none)
+        throw UsageError(cat("--codec ", codec_kind_name(k), " with tensor parallelism is not supported yet (use --codec none)"));
   // Two grains (--compute-tokens): the compute lane may prefill runs of several store chunks. A
   // chunk's KV must come out bit-identical in every mode, whatever run it was computed in. The CPU
   // backend computes every row alike whatever the call's size; cuBLAS picks its kernels by the

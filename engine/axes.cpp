@@ -103,6 +103,38 @@ std::vector<SweepAxis> make_axes() {
   source.print = print_plain;
   axes.push_back(std::move(source));
 
+  // The store's KV codec (loaders/kv_codec.hpp). Each value has its own store (the codec and its
+  // parameters are in the store key); compute-only does not depend on it and is measured once.
+  SweepAxis codec;
+  codec.name = "codec";
+  codec.flag = "--codec";
+  {
+    std::string accepted;
+    for (CodecKind k : codec_kinds()) accepted += cat(accepted.empty() ? "" : ", ", codec_kind_name(k));
+    codec.help = cat("KV codecs of the stores loaded (comma list; accepted: ", accepted,
+                     "): none is bit-exact; int8/int4 are per-token, per-head, group-wise quantization; cachegen is "
+                     "CacheGen-style (anchor deltas, per-layer levels, rANS); lossy codecs' points report their "
+                     "quality instead of 'verified' [default: none]");
+  }
+  codec.prepare = true;
+  codec.default_text = [](bool) { return std::string("none"); };
+  codec.set = [](const std::string& text, SweepConfig& c) {
+    c.codecs.clear();
+    for (const std::string& item : split_list(text, "codec")) {
+      const CodecKind kind = parse_codec_kind(item);
+      if (std::find(c.codecs.begin(), c.codecs.end(), kind) != c.codecs.end())
+        throw UsageError(cat("--codec names '", item, "' twice"));
+      c.codecs.push_back(kind);
+    }
+  };
+  codec.values = [](const SweepConfig& c) {
+    std::vector<std::string> out;
+    for (CodecKind k : c.codecs) out.push_back(codec_kind_name(k));
+    return texts(out);
+  };
+  codec.print = print_plain;
+  axes.push_back(std::move(codec));
+
   SweepAxis bandwidth;
   bandwidth.name = "bandwidth";
   bandwidth.flag = "--bandwidth";

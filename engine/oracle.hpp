@@ -19,7 +19,9 @@ int best_static_split(const std::vector<double>& compute_ms_per_chunk, double lo
 std::vector<double> compute_ms_per_chunk(const RequestOutcome& compute_only);
 
 // Mean time per loaded chunk of a run that loaded some (io or cake): the load lane's span over
-// the chunks it delivered, which includes its pipelining. Throws if it loaded none.
+// the chunks it delivered, which includes its pipelining and, for an encoded store, each chunk's
+// decode step (a chunk is resident only once decoded: loaders/chunk_decoder.hpp), so the oracle's
+// split and split=F both pay the decode. Throws if it loaded none.
 double load_ms_per_chunk(const RequestOutcome& run);
 
 }  // namespace cake

@@ -27,6 +27,8 @@ struct ChunkEvent {
   int64_t read_end_ns = 0;       // load only: payload in staging memory
   int64_t h2d_start_ns = 0;      // load only
   uint64_t bytes = 0;            // load only: payload bytes
+  int64_t decode_ns = 0;         // load only, encoded stores: the decode step, the last part of [h2d_start_ns, end_ns)
+  uint64_t decoded_bytes = 0;    // load only: bytes the decode wrote into the KV cache
   std::string error;             // load only, when !ok
   // Tensor parallelism. compute: GPU ms in the run's all-reduces (rank 0; they include waiting for
   // the slowest rank). load: how long after rank 0 claimed the chunk the last rank took it (the

@@ -194,6 +194,8 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
               e.h2d_start_ns = c.ok ? c.h2d_start_ns - t0 : 0;
               e.end_ns = (c.ok ? c.h2d_end_ns : std::max(c.read_complete_ns, c.claim_ns)) - t0;
               e.bytes = c.ok ? c.bytes : 0;
+              e.decode_ns = c.ok ? c.decode_ns : 0;
+              e.decoded_bytes = c.ok ? c.decoded_bytes : 0;
               e.error = c.error;
               e.claim_spread_ns = claim_spread_ns;
               std::lock_guard lock(events_mutex);

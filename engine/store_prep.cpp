@@ -1,6 +1,7 @@
 #include "engine/store_prep.hpp"
 
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
@@ -13,14 +14,14 @@
 namespace cake {
 
 StoreKey store_key_for(const ComputeBackend& backend, const Request& request, int32_t chunk_tokens,
-                       const std::string& codec) {
+                       CodecKind codec) {
   const KvCacheView view = backend.kv_cache();
   StoreKey key;
   key.model_fingerprint = cat(backend.model().fingerprint(), "-kv:", dtype_name(view.dtype));
   key.token_hash = hash_tokens(request.prefix);
   key.token_count = static_cast<int64_t>(request.prefix.size());
   key.chunk_tokens = chunk_tokens;
-  key.codec = codec;
+  key.codec = CodecSpec::for_model(codec, view.head_dim).store_name();
   key.dtype = view.dtype;
   return key;
 }
@@ -47,13 +48,22 @@ StoreHeader write_store_from_view(const KvCacheView& view, const StoreKey& key, 
     e.tokens = static_cast<int32_t>(std::min<int64_t>(key.chunk_tokens, key.token_count - first));
     header.chunks.push_back(e);
   }
+  const CodecSpec codec = CodecSpec::parse_store_name(key.codec);
   StoreWriter writer(path, header);
   std::vector<std::byte> buffer(view.chunk_bytes(key.chunk_tokens));
+  std::vector<std::byte> encoded;
+  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (size_t i = 0; i < header.chunks.size(); ++i) {
     const ChunkEntry& e = header.chunks[i];
     const std::span<std::byte> payload(buffer.data(), view.chunk_bytes(e.tokens));
     copy_chunk_out(view, e.first_token, e.tokens, payload);
-    writer.write_chunk(static_cast<int>(i), payload);
+    if (codec.lossless()) {
+      writer.write_chunk(static_cast<int>(i), payload);
+      continue;
+    }
+    encode_chunk(codec, ChunkShape{view.layers, view.kv_heads, view.head_dim, e.tokens}, view.dtype, payload, encoded,
+                 threads);
+    writer.write_chunk(static_cast<int>(i), encoded);  // the checksum covers the encoded bytes
   }
   return writer.finish();
 }
@@ -69,14 +79,15 @@ std::string store_problem(const std::string& path, const StoreKey& key) {
   return "";
 }
 
-StoreHeader prepare_store(ComputeBackend& backend, const Request& request, int32_t chunk_tokens, const std::string& path) {
+StoreHeader prepare_store(ComputeBackend& backend, const Request& request, int32_t chunk_tokens, const std::string& path,
+                          CodecKind codec) {
   if (chunk_tokens <= 0) throw UsageError(cat("chunk size must be positive, got ", chunk_tokens));
   for (size_t first = 0; first < request.prefix.size(); first += static_cast<size_t>(chunk_tokens)) {
     const size_t n = std::min(request.prefix.size() - first, static_cast<size_t>(chunk_tokens));
     backend.prefill_chunk(std::span<const int32_t>(request.prefix).subspan(first, n), static_cast<int64_t>(first));
   }
   backend.synchronize();
-  return write_store_from_cache(backend, store_key_for(backend, request, chunk_tokens), path);
+  return write_store_from_cache(backend, store_key_for(backend, request, chunk_tokens, codec), path);
 }
 
 }  // namespace cake

@@ -5,14 +5,16 @@
 #include <string>
 
 #include "kernels/compute_backend.hpp"
+#include "loaders/kv_codec.hpp"
 #include "loaders/store_format.hpp"
 #include "workloads/request.hpp"
 
 namespace cake {
 
-// The key a store for `request`'s prefix must carry for this backend and chunking.
+// The key a store for `request`'s prefix must carry for this backend, chunking and codec (the
+// codec's parameters for this model are part of the key: loaders/kv_codec.hpp).
 StoreKey store_key_for(const ComputeBackend& backend, const Request& request, int32_t chunk_tokens,
-                       const std::string& codec = "none");
+                       CodecKind codec = CodecKind::none);
 
 // Tensor parallelism: the key of shard `shard`'s store (the key with backend.kv_shard_tag(shard)
 // appended to its model fingerprint; the key itself without tensor parallelism).
@@ -22,7 +24,8 @@ StoreKey shard_store_key(const ComputeBackend& backend, const StoreKey& key, int
 StoreHeader write_store_from_view(const KvCacheView& view, const StoreKey& key, const std::string& path);
 
 // Writes the store for the prefix whose KV is ALREADY in backend's cache (e.g. right after a
-// compute-only run of the same request) to `path`. Returns the header written.
+// compute-only run of the same request) to `path`, each chunk encoded with key.codec (on all
+// cores). Returns the header written.
 StoreHeader write_store_from_cache(const ComputeBackend& backend, const StoreKey& key, const std::string& path);
 
 // Why the store at `path` cannot serve `key`, as the load lane would find at open (header
@@ -31,6 +34,7 @@ StoreHeader write_store_from_cache(const ComputeBackend& backend, const StoreKey
 std::string store_problem(const std::string& path, const StoreKey& key);
 
 // Computes the prefix (chunked) and writes its store to `path`.
-StoreHeader prepare_store(ComputeBackend& backend, const Request& request, int32_t chunk_tokens, const std::string& path);
+StoreHeader prepare_store(ComputeBackend& backend, const Request& request, int32_t chunk_tokens, const std::string& path,
+                          CodecKind codec = CodecKind::none);
 
 }  // namespace cake

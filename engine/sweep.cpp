@@ -1,19 +1,24 @@
 #include "engine/sweep.hpp"
 
 #include <algorithm>
+#include <fcntl.h>
+
 #include <filesystem>
 #include <map>
 
 #include "common/cpu_probe.hpp"
 #include "common/error.hpp"
+#include "common/fd.hpp"
 #include "common/units.hpp"
 #include "engine/axes.hpp"
+#include "engine/codec_quality.hpp"
 #include "engine/kv_snapshot.hpp"
 #include "engine/oracle.hpp"
 #include "engine/run_request.hpp"
 #include "engine/store_prep.hpp"
 #include "engine/thread_device.hpp"
 #include "loaders/load_pipeline.hpp"
+#include "loaders/store_file.hpp"
 #include "loaders/throttle.hpp"
 
 namespace cake {
@@ -56,8 +61,10 @@ AxisFields non_neutral(const std::vector<AxisValues>& axes, const AxisFields& co
 
 class Sweep {
  public:
-  Sweep(ComputeBackend& backend, const SweepConfig& config, const ProgressFn& progress)
-      : backend_(backend), config_(config), progress_(progress), provider_(config.store_dir, config.source_options) {
+  Sweep(ComputeBackend& backend, const SweepConfig& config, const ProgressFn& progress,
+        std::vector<CodecMeasurement>* quality)
+      : backend_(backend), config_(config), progress_(progress), provider_(config.store_dir, config.source_options),
+        quality_(quality) {
     progress_state_.runs_total = sweep_run_count(config);
   }
 
@@ -91,10 +98,14 @@ class Sweep {
     return o;
   }
 
-  LoadPipelineOptions pipeline_options() const {
-    return LoadPipelineOptions{.staging_slots = config_.staging_slots,
-                               .staging_bytes = config_.staging_bytes,
-                               .piece_bytes = config_.piece_bytes};
+  LoadPipelineOptions pipeline_options(const StoreKey& key) const {
+    LoadPipelineOptions o{.staging_slots = config_.staging_slots,
+                          .staging_bytes = config_.staging_bytes,
+                          .piece_bytes = config_.piece_bytes};
+    // An encoded chunk decodes once it is whole in one buffer: whole-chunk staging for those.
+    o.decode_staging = CodecSpec::parse_store_name(key.codec).kind != CodecKind::none;
+    o.piece_staging = !o.decode_staging;
+    return o;
   }
 
   RequestOutcome run_one(const Request& request, const Mode& mode, int32_t chunk, const SourceSpec* spec,
@@ -111,7 +122,7 @@ class Sweep {
     } else if (backend_.kv_shard_count() == 1) {
       const StoreKey shard_key = shard_store_key(backend_, key, 0);
       std::unique_ptr<KvSource> source = provider_.make(*spec, shard_key, throttle);
-      LoadPipeline pipeline(*source, backend_.kv_cache(), chunk, pipeline_options());
+      LoadPipeline pipeline(*source, backend_.kv_cache(), chunk, pipeline_options(key));
       LoadLane lane{&pipeline, throttle, shard_key, source->describe(), {}};
       out = run_request(backend_, request, mode, request_options(chunk), &lane);
     } else {
@@ -123,11 +134,11 @@ class Sweep {
       std::vector<LoadShard> lanes;
       for (int r = 0; r < shards; ++r) {
         ThreadDevice::of(backend_.kv_shard_device(r)).bind();
-        Throttle* t = throttles.at(static_cast<size_t>(r) % throttles.size());
+        Throttle* t = throttles.empty() ? nullptr : throttles.at(static_cast<size_t>(r) % throttles.size());
         const StoreKey shard_key = shard_store_key(backend_, key, r);
         sources.push_back(provider_.make(*spec, shard_key, t));
         pipelines.push_back(std::make_unique<LoadPipeline>(*sources.back(), backend_.kv_shard(r), chunk,
-                                                           pipeline_options()));
+                                                           pipeline_options(key)));
         lanes.push_back(LoadShard{pipelines.back().get(), shard_key, backend_.kv_shard_device(r), t});
       }
       caller.bind();
@@ -155,13 +166,14 @@ class Sweep {
   }
 
   // Token check every repetition; KV of every prefix chunk on the first measured one (full).
+  // `lossy`: the quality of the lossy codec the point loaded (null for none and compute-only).
   void check(PointResult& point, const RequestOutcome& out, const Reference& reference, bool first_measured,
-             const Request& request, int32_t chunk) {
+             const Request& request, int32_t chunk, const CodecMeasurement* lossy = nullptr) {
     if (config_.verify == VerifyLevel::off) return;
     std::vector<uint32_t> kv;
-    if (config_.verify == VerifyLevel::full && first_measured)
+    if (config_.verify == VerifyLevel::full && first_measured && !(lossy && out.chunks_loaded > 0))
       kv = chunk_checksums(backend_.kv_cache(), static_cast<int64_t>(request.prefix.size()), chunk);
-    const Verification v = verify_against(out, reference, kv, backend_.kv_cache().dtype);
+    const Verification v = verify_against(out, reference, kv, backend_.kv_cache().dtype, lossy);
     if (first_measured || (!v.passed && point.verification.passed)) point.verification = v;
   }
 
@@ -191,23 +203,16 @@ class Sweep {
     return *warm_run_;
   }
 
-  void run_context(const Request& request, int32_t chunk) {
-    warm_run_.reset();
-    const std::string ctx = cat("ctx ", request.prefix.size(), " chunk ", chunk, axes_.empty() ? "" : " ", print_fields(axes_));
-    // Untimed reference: compute-only, then the store from its KV cache when missing.
-    tick(cat(ctx, ": compute-only reference"), true);
-    if (config_.verify != VerifyLevel::off) backend_.poison_kv_cache();
-    const RequestOutcome reference_run = run_request(backend_, request, parse_mode("compute"), request_options(chunk), nullptr);
-    Reference reference{reference_run.first_token, {}};
-    if (config_.verify == VerifyLevel::full)
-      reference.chunk_checksums = chunk_checksums(backend_.kv_cache(), static_cast<int64_t>(request.prefix.size()), chunk);
-    const StoreKey key = store_key_for(backend_, request, chunk);
-    if (!loading_modes(config_).empty() && !request.prefix.empty()) {
-      for (const SourceSpec& spec : config_.sources) {
-        // A remote server's store is the server's: it validates it at open, and a failure there
-        // fails the request (no number is reported for a source that cannot load).
-        if (spec.kind == SourceSpec::Kind::tcp && !spec.location.empty()) continue;
-        for (int shard = 0; shard < backend_.kv_shard_count(); ++shard) {
+  // The stores `key` names for every local source, written from the backend's KV cache (the
+  // reference run's) when missing or invalid.
+  void ensure_stores(const StoreKey& key, const std::string& ctx) {
+    if (loading_modes(config_).empty() || key.token_count == 0) return;
+    for (const SourceSpec& spec : config_.sources) {
+      // A remote server's store is the server's: it validates it at open, and a failure there
+      // fails the request (no number is reported for a source that cannot load).
+      if (spec.kind == SourceSpec::Kind::tcp && !spec.location.empty()) continue;
+      // Tensor parallelism: one store per rank's shard of the KV heads.
+      for (int shard = 0; shard < backend_.kv_shard_count(); ++shard) {
         const StoreKey shard_key = shard_store_key(backend_, key, shard);
         const std::string path = provider_.store_path_for(spec, shard_key);
         if (std::filesystem::exists(path)) {
@@ -223,9 +228,82 @@ class Sweep {
         tick(cat(ctx, ": writing store ", path), false);
         std::filesystem::create_directories(std::filesystem::path(path).parent_path());
         write_store_from_view(backend_.kv_shard(shard), shard_key, path);
-        }
       }
     }
+  }
+
+  // With a lossy codec in the run and verification on: per codec (none included, the baseline),
+  // one untimed io run, unthrottled, from the first local source, against compute-only (logits,
+  // first token, and the whole prefix's K and V). The cache must hold the reference KV on entry.
+  std::map<CodecKind, CodecMeasurement> measure_codecs(const Request& request, int32_t chunk,
+                                                       const std::map<CodecKind, StoreKey>& keys,
+                                                       const Reference& reference, const std::string& ctx) {
+    std::map<CodecKind, CodecMeasurement> out;
+    const bool any_lossy = std::any_of(config_.codecs.begin(), config_.codecs.end(),
+                                       [](CodecKind k) { return k != CodecKind::none; });
+    if (!any_lossy || config_.verify == VerifyLevel::off || loading_modes(config_).empty() || request.prefix.empty())
+      return out;
+    const SourceSpec* local = nullptr;
+    for (const SourceSpec& spec : config_.sources)
+      if (!(spec.kind == SourceSpec::Kind::tcp && !spec.location.empty()) && (!local || spec.kind == SourceSpec::Kind::mem))
+        local = &spec;
+    if (local == nullptr) return out;  // only remote servers: their stores are not ours to measure
+    const auto prefix = static_cast<int64_t>(request.prefix.size());
+    tick(cat(ctx, ": copying the reference KV for the codec quality"), false);
+    const KvHostCopy reference_kv = copy_prefix_kv(backend_.kv_cache(), prefix);
+    for (CodecKind codec : config_.codecs) {
+      const StoreKey& key = keys.at(codec);
+      tick(cat(ctx, ": codec ", codec_kind_name(codec), " quality (untimed io run, every chunk loaded)"), false);
+      const RequestOutcome run = run_one(request, parse_mode("io"), chunk, local, key, {});
+      CodecMeasurement m;
+      m.request_id = request.id;
+      m.codec = codec_kind_name(codec);
+      m.store_codec = key.codec;
+      m.chunk_tokens = chunk;
+      m.prefix_tokens = prefix;
+      m.raw_bytes = backend_.kv_cache().chunk_bytes(prefix);
+      const std::string path = provider_.store_path_for(*local, key);
+      {
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd.valid()) throw Error(cat("opening store ", path, " for its size: ", errno_text(errno)));
+        for (const ChunkEntry& e : read_store_header(fd.get(), path).chunks) m.store_bytes += e.bytes;
+      }
+      m.chunks_loaded = run.chunks_loaded;
+      for (const ChunkEvent& e : run.timeline) {
+        if (e.lane != Lane::load || !e.ok) continue;
+        m.decoded_bytes += e.decoded_bytes;
+        m.decode_ns += e.decode_ns;
+      }
+      m.chunks_total = run.chunks_total;
+      m.kv = kv_rel_error(backend_.kv_cache(), reference_kv);
+      m.logits_rel_error = logits_rel_error(run.first_token.logits, reference.first_token.logits);
+      m.first_token = run.first_token.token_id;
+      m.reference_first_token = reference.first_token.token_id;
+      m.first_token_agrees = m.first_token == m.reference_first_token;
+      if (quality_) quality_->push_back(m);
+      out[codec] = std::move(m);
+    }
+    return out;
+  }
+
+  void run_context(const Request& request, int32_t chunk) {
+    warm_run_.reset();
+    const std::string ctx = cat("ctx ", request.prefix.size(), " chunk ", chunk, axes_.empty() ? "" : " ", print_fields(axes_));
+    // Untimed reference: compute-only, then the store from its KV cache when missing.
+    tick(cat(ctx, ": compute-only reference"), true);
+    if (config_.verify != VerifyLevel::off) backend_.poison_kv_cache();
+    const RequestOutcome reference_run = run_request(backend_, request, parse_mode("compute"), request_options(chunk), nullptr);
+    Reference reference{reference_run.first_token, {}};
+    if (config_.verify == VerifyLevel::full)
+      reference.chunk_checksums = chunk_checksums(backend_.kv_cache(), static_cast<int64_t>(request.prefix.size()), chunk);
+    // Every codec's store is written from the reference run's KV cache before anything else
+    // runs (the quality runs below overwrite the cache with decoded KV).
+    std::map<CodecKind, StoreKey> keys;
+    for (CodecKind codec : config_.codecs) {
+      keys[codec] = store_key_for(backend_, request, chunk, codec);
+      ensure_stores(keys[codec], ctx);
+    }
+    std::map<CodecKind, CodecMeasurement> quality = measure_codecs(request, chunk, keys, reference, ctx);
 
     // compute-only: independent of source and bandwidth, so measured once per context.
     std::optional<PointResult> compute_point;
@@ -234,7 +312,7 @@ class Sweep {
       const int runs = config_.warmup + config_.repeat;
       for (int rep = 0; rep < runs; ++rep) {
         tick(cat(ctx, ": compute rep ", rep + 1, "/", runs), true);
-        RequestOutcome out = run_one(request, p.mode, chunk, nullptr, key, {});
+        RequestOutcome out = run_one(request, p.mode, chunk, nullptr, keys.begin()->second, {});
         check(p, out, reference, rep == config_.warmup, request, chunk);
         if (rep >= config_.warmup) p.reps.push_back(std::move(out));
       }
@@ -248,15 +326,21 @@ class Sweep {
       if (compute_point) points_.push_back(std::move(*compute_point));
       return;
     }
+    for (CodecKind codec : config_.codecs) {
+    const StoreKey& key = keys.at(codec);
+    const auto measured = quality.find(codec);
+    const CodecMeasurement* lossy = codec != CodecKind::none && measured != quality.end() ? &measured->second : nullptr;
+    const std::string codec_text = codec == CodecKind::none ? "" : cat(" codec ", codec_kind_name(codec));
     for (const SourceSpec& spec : config_.sources) {
       for (const BandwidthSetting& bw : config_.bandwidths) {
-        const std::string group = cat(ctx, " ", spec.text(), " ", bw.text());
+        const std::string group = cat(ctx, codec_text, " ", spec.text(), " ", bw.text());
         const std::vector<std::unique_ptr<Throttle>> owned_throttles = throttles_for(bw);
         std::vector<Throttle*> throttles;
         for (const auto& t : owned_throttles) throttles.push_back(t.get());
         if (compute_point) {
           PointResult p = *compute_point;
           p.source = spec.text();
+          p.codec = codec_kind_name(codec);
           p.bandwidth = bw;
           p.throttle = bw.text();
           p.shared_compute = true;
@@ -276,6 +360,7 @@ class Sweep {
           }
           PointResult p = make_point(request, chunk, mode);
           p.source = spec.text();
+          p.codec = codec_kind_name(codec);
           p.bandwidth = bw;
           p.throttle = bw.text();
           p.store_path = provider_.store_path_for(spec, shard_store_key(backend_, key, 0));
@@ -288,13 +373,14 @@ class Sweep {
             tick(cat(group, ": ", p.mode.name(), " rep ", rep + 1, "/", runs), true);
             RequestOutcome out = run_one(request, p.mode, chunk, &spec, key, throttles);
             p.source_description = out.source_description;
-            check(p, out, reference, rep == config_.warmup, request, chunk);
+            check(p, out, reference, rep == config_.warmup, request, chunk, lossy);
             if (rep >= config_.warmup) p.reps.push_back(std::move(out));
           }
         }
         for (PointResult& p : group_points) points_.push_back(std::move(p));
         for (Throttle* t : throttles) provider_.forget_throttle(t);
       }
+    }
     }
   }
 
@@ -305,6 +391,7 @@ class Sweep {
   SweepProgress progress_state_;
   std::optional<RequestOutcome> warm_run_;  // of the context in progress (warm_costs)
   std::vector<PointResult> points_;
+  std::vector<CodecMeasurement>* quality_;  // may be null
   AxisFields axes_;        // the generic axes' combination being run (non-neutral values)
   AxisFields conditions_;
 };
@@ -330,18 +417,20 @@ VerifyLevel parse_verify_level(std::string_view text) {
 int sweep_run_count(const SweepConfig& c) {
   const int runs = c.warmup + c.repeat;
   const int loading = static_cast<int>(loading_modes(c).size());
-  const int groups = static_cast<int>(c.sources.size() * c.bandwidths.size());
+  const int groups = static_cast<int>(c.sources.size() * c.bandwidths.size() * std::max<size_t>(1, c.codecs.size()));
   const int per_group = loading > 0 ? loading * runs + (has_mode(c, ModeKind::oracle) ? 1 : 0) : 0;
   const int per_context = 1 + (has_mode(c, ModeKind::compute) ? runs : 0) + groups * per_group;
   return per_context * static_cast<int>(c.requests.size() * c.chunk_tokens.size() * axis_combinations(c.axes).size());
 }
 
-std::vector<PointResult> run_sweep(ComputeBackend& backend, const SweepConfig& config, const ProgressFn& progress) {
+std::vector<PointResult> run_sweep(ComputeBackend& backend, const SweepConfig& config, const ProgressFn& progress,
+                                   std::vector<CodecMeasurement>* codec_quality) {
   if (config.repeat < 1) throw UsageError(cat("--repeat must be at least 1, got ", config.repeat));
   if (config.warmup < 0) throw UsageError(cat("--warmup must be at least 0, got ", config.warmup));
   if (!(config.inject_compute_slowdown >= 1) || !(config.inject_load_slowdown >= 1))
     throw UsageError("--inject-compute-slowdown and --inject-load-slowdown must be at least 1");
-  return Sweep(backend, config, progress).run();
+  if (config.codecs.empty()) throw UsageError("no codec to run: give --codec (none, int8, int4, cachegen)");
+  return Sweep(backend, config, progress, codec_quality).run();
 }
 
 }  // namespace cake

@@ -11,12 +11,14 @@
 
 #include "common/axis_value.hpp"
 #include "engine/bandwidth_setting.hpp"
+#include "engine/codec_quality.hpp"
 #include "engine/mode.hpp"
 #include "engine/request_outcome.hpp"
 #include "engine/source_provider.hpp"
 #include "engine/source_spec.hpp"
 #include "engine/verify.hpp"
 #include "kernels/compute_backend.hpp"
+#include "loaders/kv_codec.hpp"
 #include "workloads/request.hpp"
 
 namespace cake {
@@ -44,6 +46,7 @@ struct SweepConfig {
   std::vector<Mode> modes;
   std::vector<BandwidthSetting> bandwidths{BandwidthSetting{}};  // rates, unlimited, traces
   std::vector<SourceSpec> sources{SourceSpec{}};
+  std::vector<CodecKind> codecs{CodecKind::none};  // the stores' KV codecs (loaders/kv_codec.hpp)
   std::string store_dir = "./cake-store";
   int repeat = 3;
   int warmup = 1;
@@ -78,6 +81,7 @@ struct PointResult {
   int64_t suffix_tokens = 0;
   int32_t chunk_tokens = 0;
   std::string source;                          // SourceSpec::text()
+  std::string codec = "none";                  // the loaded store's codec (codec_kind_name)
   std::string source_description;              // what the source said it was
   BandwidthSetting bandwidth;                  // compute-only: the group's (it is shown in every group)
   std::string throttle;                        // "8 Gbps", "trace:bt.csv@1a2b3c4d", "unlimited", "n/a"
@@ -100,6 +104,9 @@ using ProgressFn = std::function<void(const SweepProgress&)>;
 // Number of request runs the sweep will make (for progress and ETA).
 int sweep_run_count(const SweepConfig& config);
 
-std::vector<PointResult> run_sweep(ComputeBackend& backend, const SweepConfig& config, const ProgressFn& progress);
+// `codec_quality` (may be null) receives one CodecMeasurement per (request, chunk size, codec) when
+// a lossy codec is in the run and verification is on.
+std::vector<PointResult> run_sweep(ComputeBackend& backend, const SweepConfig& config, const ProgressFn& progress,
+                                   std::vector<CodecMeasurement>* codec_quality = nullptr);
 
 }  // namespace cake

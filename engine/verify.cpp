@@ -10,12 +10,25 @@ namespace cake {
 double logits_tolerance(DType kv_dtype) { return kv_dtype == DType::bf16 ? 1e-2 : 1e-4; }
 
 Verification verify_against(const RequestOutcome& outcome, const Reference& reference,
-                            const std::vector<uint32_t>& kv_checksums, DType kv_dtype) {
+                            const std::vector<uint32_t>& kv_checksums, DType kv_dtype, const CodecMeasurement* lossy) {
   Verification v;
   const auto& got = outcome.first_token;
   const auto& want = reference.first_token;
   if (got.logits.size() != want.logits.size()) {
     v.detail = cat("logits have ", got.logits.size(), " entries, compute-only had ", want.logits.size());
+    return v;
+  }
+  if (lossy != nullptr && outcome.chunks_loaded > 0) {
+    v.lossy = true;
+    v.first_token_agrees = got.token_id == want.token_id;
+    v.logits_rel_error = logits_rel_error(got.logits, want.logits);
+    v.k_rel_error = lossy->kv.k;
+    v.v_rel_error = lossy->kv.v;
+    v.detail = cat("lossy codec ", lossy->codec, " (not bit-exact, not verified): first token ",
+                   v.first_token_agrees ? cat("agrees with compute-only (", got.token_id, ")")
+                                        : cat(got.token_id, " differs from compute-only's ", want.token_id),
+                   ", logits rel L2 ", v.logits_rel_error, "; with every chunk loaded: K rel L2 ", lossy->kv.k,
+                   ", V rel L2 ", lossy->kv.v);
     return v;
   }
   if (!kv_checksums.empty()) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/codec_quality.hpp"
 #include "engine/request_outcome.hpp"
 #include "kernels/kv_cache.hpp"
 
@@ -24,12 +25,22 @@ struct Reference {
 struct Verification {
   bool passed = false;
   std::string detail;  // "bit-exact", "logits within 1e-2 (rel L2 3.1e-4)", or what differed
+  // A lossy codec's load (int8, int4, cachegen) is never "verified": it reports its quality instead. passed
+  // stays false, lossy is true, and these say how far it is from compute-only.
+  bool lossy = false;
+  bool first_token_agrees = false;
+  double logits_rel_error = 0;  // this run's logits against compute-only (rel L2)
+  double k_rel_error = 0;       // the codec's K and V error over the whole prefix (CodecMeasurement)
+  double v_rel_error = 0;
 };
 
 double logits_tolerance(DType kv_dtype);
 
 // kv_checksums: of the outcome's KV cache, per chunk (empty to skip the KV check).
+// `lossy`: the run loaded a lossy codec's store, whose measured quality this is; the result then
+// reports agreement and errors instead of a pass (the KV check is skipped: loaded chunks differ).
 Verification verify_against(const RequestOutcome& outcome, const Reference& reference,
-                            const std::vector<uint32_t>& kv_checksums, DType kv_dtype);
+                            const std::vector<uint32_t>& kv_checksums, DType kv_dtype,
+                            const CodecMeasurement* lossy = nullptr);
 
 }  // namespace cake

@@ -13,6 +13,7 @@
 #include "common/error.hpp"
 #include "loaders/aligned_buffer.hpp"
 #include "loaders/checksum_pool.hpp"
+#include "loaders/chunk_decoder.hpp"
 #include "loaders/chunk_checksum.hpp"
 #include "loaders/nvtx_span.hpp"
 #include "loaders/piece_ledger.hpp"
@@ -46,6 +47,10 @@ struct Slot {
   uint64_t booked_bytes = 0;    // paid to the throttle
   PieceChecksums sums;
   uint64_t claim_seq = 0;       // claim order: pieces are paced and copied in it
+  bool decoded = false;         // encoded store: the decode step was issued (ChunkDecoder)
+  // Direct path: why the decode failed, held until the checksum's verdict: a corrupted chunk is
+  // reported as a checksum mismatch (the cause), not as the malformed stream it decodes to.
+  std::string decode_failure;
   NvtxSpan span;  // "load c=i" while reading, "h2d c=i" while uploading
 #if defined(CAKE_HAVE_CUDA)
   std::unique_ptr<cuda::Event> uploaded;  // recorded after the chunk's copies
@@ -75,6 +80,7 @@ struct LoadPipeline::Impl {
 #endif
   std::vector<Slot> slots;
   std::unique_ptr<ChecksumPool> checksum_pool;  // for host-resident sources, made before the clock
+  std::unique_ptr<ChunkDecoder> decoder;        // encoded stores: the decode step after the copies
   bool direct = false;
   HostResidentChunks* resident = nullptr;       // the source's, during a direct run
   uint64_t claim_seq = 0;
@@ -103,7 +109,10 @@ struct LoadPipeline::Impl {
   const DoneFn* on_done = nullptr;
   std::map<int, size_t> slot_of_chunk;
 
-  std::string compatibility_problem(const StoreHeader& h) const;
+  std::string compatibility_problem(const StoreHeader& h);
+  // Encoded stores: decodes the slot's chunk once all its bytes are copied (queued on the copy
+  // stream for a device cache). Returns why it failed, or empty.
+  std::string decode_step(Slot& slot, const std::byte* from);
   void report(Slot& slot, bool ok, std::string error);
   // Fills every free slot with a claimed chunk and hands each one that is in the store to
   // `start(slot, chunk)`; a chunk outside the store fails at once. Clears `claiming` when the claim
@@ -145,6 +154,7 @@ LoadPipeline::LoadPipeline(KvSource& source, const KvCacheView& target, int32_t 
   const auto slot_count = static_cast<size_t>(options.staging_slots);
   p.slots.resize(slot_count);
   p.piece_source = options.piece_staging && !source.host_resident() ? source.piece_source() : nullptr;
+  p.decoder = std::make_unique<ChunkDecoder>(target, options.staging_slots, p.slot_bytes, options.decode_staging);
   if (p.piece_source) {
     p.make_piece_pool();
     return;
@@ -202,8 +212,12 @@ void LoadPipeline::run(const StoreKey& key, const ClaimFn& claim, const DoneFn& 
   impl_->run(key, claim, on_done);
 }
 
-std::string LoadPipeline::Impl::compatibility_problem(const StoreHeader& h) const {
-  if (h.key.codec != "none") return cat("codec '", h.key.codec, "' cannot be uploaded (only 'none' is supported)");
+std::string LoadPipeline::Impl::compatibility_problem(const StoreHeader& h) {
+  if (std::string problem = decoder->set_codec(h); !problem.empty()) return problem;
+  // Byte staging copies each piece straight into the cache as it lands; a chunk of an encoded
+  // store must be whole in one staging buffer before it decodes, which whole-chunk slots give.
+  if (decoder->active() && piece_source)
+    return cat("codec '", h.key.codec, "' needs whole-chunk staging (LoadPipelineOptions::piece_staging = false)");
   if (h.layers != target.layers || h.kv_heads != target.kv_heads || h.head_dim != target.head_dim)
     return cat("store shape ", h.layers, " layers x ", h.kv_heads, " kv heads x ", h.head_dim,
                " head dim differs from the KV cache's ", target.layers, " x ", target.kv_heads, " x ", target.head_dim);
@@ -222,6 +236,18 @@ std::string LoadPipeline::Impl::compatibility_problem(const StoreHeader& h) cons
 
 void LoadPipeline::Impl::report(Slot& slot, bool ok, std::string error) {
   slot.span.end();
+  if (ok && slot.decoded) {
+    const int index = static_cast<int>(&slot - slots.data());
+    try {
+      slot.record.decode_ns = decoder->decode_ns(index);
+      slot.record.decoded_bytes = decoder->decoded_bytes(index);
+    } catch (const Error& e) {
+      ok = false;
+      error = cat("timing the decode of chunk ", slot.record.chunk, ": ", e.what());
+    }
+  }
+  slot.decoded = false;
+  slot.decode_failure.clear();
   slot.record.ok = ok;
   slot.record.error = std::move(error);
   if (!ok) slot.record.bytes = 0;
@@ -264,7 +290,37 @@ void LoadPipeline::Impl::copy_range(Slot& slot, const ChunkEntry& entry, const s
   if (bytes == 0) return;
   if (!slot.copies_issued) slot.record.h2d_start_ns = now_ns();
   slot.copies_issued = true;
+  if (decoder->active()) {
+    // Encoded bytes go whole into the slot's device staging (decode_step writes the cache); a
+    // host cache is decoded straight from the host bytes, so nothing is copied here.
+    if (target.memory == MemoryKind::device) {
+#if defined(CAKE_HAVE_CUDA)
+      std::byte* staging = decoder->device_staging(static_cast<int>(&slot - slots.data()));
+      CAKE_CUDA(cudaMemcpyAsync(staging + offset, from + offset, bytes, cudaMemcpyHostToDevice, stream->get()),
+                cat("uploading encoded bytes ", offset, "..", offset + bytes, " of chunk ", slot.record.chunk));
+#endif
+    }
+    return;
+  }
   copy_bytes(slot.record.chunk, entry, from + offset, offset, bytes);
+}
+
+std::string LoadPipeline::Impl::decode_step(Slot& slot, const std::byte* from) {
+  if (!decoder->active()) return {};
+  try {
+#if defined(CAKE_HAVE_CUDA)
+    void* copy_stream = stream ? static_cast<void*>(stream->get()) : nullptr;
+#else
+    void* copy_stream = nullptr;
+#endif
+    decoder->decode(static_cast<int>(&slot - slots.data()), slot.record.chunk,
+                    header->chunks[static_cast<size_t>(slot.record.chunk)], from, copy_stream);
+    slot.decoded = true;
+    if (target.memory == MemoryKind::device) slot.copies_issued = true;  // the decode writes the cache
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return {};
 }
 
 // Copies payload bytes [offset, offset + bytes) of `chunk`, found at `src`, into the cache (on the
@@ -295,6 +351,7 @@ void LoadPipeline::Impl::copy_bytes(int chunk, const ChunkEntry& entry, const st
 // The slot's last copy is queued: it is reported (ok, or `failure`) once the copies are done.
 void LoadPipeline::Impl::finish_copies(Slot& slot, std::string failure) {
   slot.failure = std::move(failure);
+  if (slot.failure.empty()) slot.failure = decode_step(slot, slot.data);
   if (target.memory == MemoryKind::host || !slot.copies_issued) {
     slot.record.h2d_end_ns = now_ns();
     if (slot.record.h2d_start_ns == 0) slot.record.h2d_start_ns = slot.record.h2d_end_ns;
@@ -608,6 +665,7 @@ bool LoadPipeline::Impl::issue_pieces(int64_t& next_due_ns) {
       progressed = true;
     }
     slot->record.read_complete_ns = now_ns();  // every byte handed to the copy engine
+    if (slot->failure.empty()) slot->decode_failure = decode_step(*slot, slot->src);
     if (target.memory == MemoryKind::host || !slot->copies_issued) {
       slot->record.h2d_end_ns = now_ns();
       if (slot->record.h2d_start_ns == 0) slot->record.h2d_start_ns = slot->record.h2d_end_ns;
@@ -658,6 +716,7 @@ bool LoadPipeline::Impl::complete_direct() {
       const uint32_t crc = slot.sums.combined(problem);
       if (problem.empty()) problem = checksum_problem(entry, crc, slot.record.chunk, resident->location());
     }
+    if (problem.empty()) problem = std::move(slot.decode_failure);
     if (problem.empty()) problem = resident->forced_failure(slot.record.chunk);
     slot.record.bytes = entry.bytes;
     const bool ok = problem.empty();  // before problem is moved into the argument

@@ -39,6 +39,10 @@ struct LoadedChunk {
   int64_t read_complete_ns = 0;
   int64_t h2d_start_ns = 0;  // upload issued
   int64_t h2d_end_ns = 0;    // upload observed complete: the chunk is resident in the KV cache
+  // Encoded stores: how long the decode step took (the last part of [h2d_start_ns, h2d_end_ns):
+  // the chunk is resident only once decoded) and the bytes it wrote into the cache. 0 for none.
+  int64_t decode_ns = 0;
+  uint64_t decoded_bytes = 0;
 };
 
 // Byte staging defaults: 32 pieces of 4 MiB. At 55 GB/s a 4 MiB copy takes ~75 us, so a piece's
@@ -55,6 +59,10 @@ struct LoadPipelineOptions {
   uint64_t staging_bytes = 0;
   uint64_t piece_bytes = 0;  // one staging piece, a multiple of 4 KiB; 0: kDefaultPieceBytes (at most a chunk)
   bool piece_staging = true; // false: whole-chunk staging slots for every source (the older path)
+  // Device cache: allocate one device buffer per slot for encoded (compressed) stores, which are
+  // copied there and decoded into the cache (loaders/chunk_decoder.hpp). Without it such a store
+  // is refused at open. A host cache decodes from the host bytes and needs none.
+  bool decode_staging = false;
 };
 
 // Where the last run() spent its time (the load lane's thread), for calibrate and benchmarks.

@@ -15,6 +15,7 @@
 #include "common/fd.hpp"
 #include "common/hash.hpp"
 #include "loaders/aligned_buffer.hpp"
+#include "loaders/kv_codec.hpp"
 
 namespace cake {
 namespace {
@@ -260,6 +261,13 @@ StoreHeader read_store_header(int fd, const std::string& path) {
     entry += kEntryBytes;
   }
   if (const std::string problem = shape_problem(out); !problem.empty()) throw fail(problem);
+  // The codec and its parameters must be ones this build decodes, and every chunk its size.
+  CodecSpec codec;
+  try {
+    codec = CodecSpec::parse_store_name(out.key.codec);
+  } catch (const Error& e) {
+    throw fail(e.what());
+  }
 
   uint64_t next_free = header_bytes;
   for (size_t i = 0; i < out.chunks.size(); ++i) {
@@ -271,6 +279,15 @@ StoreHeader read_store_header(int fd, const std::string& path) {
     if (out.key.codec == "none" && c.bytes != out.raw_chunk_bytes(c.tokens))
       throw fail(cat("chunk ", i, " has ", c.bytes, " bytes, ", c.tokens, " uncompressed tokens take ",
                      out.raw_chunk_bytes(c.tokens)));
+    const ChunkShape chunk_shape{out.layers, out.kv_heads, out.head_dim, c.tokens};
+    if (!codec.lossless() && out.head_dim % codec.group != 0)
+      throw fail(cat("codec '", out.key.codec, "' groups do not divide head_dim ", out.head_dim));
+    if (!codec.lossless() && codec.fixed_size() && c.bytes != codec.encoded_bytes(chunk_shape, out.key.dtype))
+      throw fail(cat("chunk ", i, " has ", c.bytes, " bytes, codec '", out.key.codec, "' takes ",
+                     codec.encoded_bytes(chunk_shape, out.key.dtype), " for ", c.tokens, " tokens of head_dim ", out.head_dim));
+    if (!codec.fixed_size() && c.bytes < codec.min_encoded_bytes(chunk_shape, out.key.dtype))
+      throw fail(cat("chunk ", i, " has ", c.bytes, " bytes, less than the ", codec.min_encoded_bytes(chunk_shape, out.key.dtype),
+                     " that codec '", out.key.codec, "' takes for ", c.tokens, " tokens before any sub-stream"));
     if (c.offset > file_bytes || padded_bytes(c) > file_bytes - c.offset)
       throw fail(cat("chunk ", i, " [", c.offset, ", +", c.bytes, ") lies past the end of the ", file_bytes, "-byte file"));
     next_free = c.offset + padded_bytes(c);

@@ -176,4 +176,54 @@ std::string utc_now_iso8601() {
   return buf;
 }
 
+std::vector<CodecQuality> aggregate_codec_quality(const std::vector<CodecSample>& samples) {
+  std::vector<CodecQuality> rows;
+  struct Sums {
+    uint64_t store_bytes = 0, raw_bytes = 0;
+    int64_t tokens = 0;
+  };
+  std::vector<Sums> sums;
+  std::vector<std::pair<uint64_t, int64_t>> decode;  // decoded bytes, ns
+  for (const CodecSample& s : samples) {
+    auto it = std::find_if(rows.begin(), rows.end(),
+                           [&](const CodecQuality& q) { return q.codec == s.codec && q.chunk_tokens == s.chunk_tokens; });
+    if (it == rows.end()) {
+      CodecQuality q;
+      q.codec = s.codec;
+      q.store_codec = s.store_codec;
+      q.chunk_tokens = s.chunk_tokens;
+      rows.push_back(q);
+      sums.emplace_back();
+      decode.emplace_back(0, 0);
+      it = rows.end() - 1;
+    }
+    CodecQuality& q = *it;
+    Sums& t = sums[static_cast<size_t>(it - rows.begin())];
+    ++q.requests;
+    t.store_bytes += s.store_bytes;
+    t.raw_bytes += s.raw_bytes;
+    t.tokens += s.prefix_tokens;
+    q.k_rel_error += s.k_rel_error;
+    q.v_rel_error += s.v_rel_error;
+    q.logits_rel_error += s.logits_rel_error;
+    q.logits_rel_error_max = std::max(q.logits_rel_error_max, s.logits_rel_error);
+    q.first_token_agreements += s.first_token_agrees ? 1 : 0;
+    q.chunks_not_loaded += s.chunks_total - s.chunks_loaded;
+    decode[static_cast<size_t>(it - rows.begin())].first += s.decoded_bytes;
+    decode[static_cast<size_t>(it - rows.begin())].second += s.decode_ns;
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CodecQuality& q = rows[i];
+    q.k_rel_error /= q.requests;
+    q.v_rel_error /= q.requests;
+    q.logits_rel_error /= q.requests;
+    q.bytes_per_token = sums[i].tokens > 0 ? static_cast<double>(sums[i].store_bytes) / static_cast<double>(sums[i].tokens) : 0;
+    q.compression_ratio =
+        sums[i].store_bytes > 0 ? static_cast<double>(sums[i].raw_bytes) / static_cast<double>(sums[i].store_bytes) : 0;
+    if (decode[i].second > 0)
+      q.decode_gbytes_per_s = static_cast<double>(decode[i].first) / static_cast<double>(decode[i].second);
+  }
+  return rows;
+}
+
 }  // namespace cake

@@ -40,7 +40,7 @@ struct Point {
   std::string bandwidth_trace;
   std::optional<double> bandwidth_min_gbps;  // a trace's lowest rate (0 during an outage)
   std::string mode;                       // "compute", "io", "cake", "split=0.50", "oracle"
-  std::string codec;                      // KV encoding on disk / wire, e.g. "fp16"
+  std::string codec;                      // KV codec of the loaded store: "none", "int8", "int4"
   // Checkpoint weights: "PATH@FINGERPRINT" (folder and content fingerprint, kernels/checkpoint/);
   // empty for seeded weights, which the model name and its seed identify.
   std::string checkpoint;
@@ -80,6 +80,14 @@ struct Point {
   int64_t first_token = -1;               // token id produced after the suffix
   bool verified = false;                  // first token (and loaded chunks) matched compute-only
   std::string verify_detail;
+  // A lossy codec's point (int8, int4, cachegen that loaded chunks) is never verified: it says how far it
+  // is from compute-only instead. The first token and logits are its own (its first measured
+  // repetition); K and V errors are the codec's over the whole prefix (see CodecQuality).
+  bool lossy = false;
+  std::optional<bool> first_token_agrees;
+  std::optional<double> logits_rel_error;  // relative L2 against compute-only
+  std::optional<double> k_rel_error;
+  std::optional<double> v_rel_error;
 
   bool operator==(const Point&) const = default;
 };
@@ -113,6 +121,50 @@ struct RequestTimeline {
   bool operator==(const RequestTimeline&) const = default;
 };
 
+// One request's measurement of one codec (engine/codec_quality.hpp): an untimed run that loaded
+// every prefix chunk of the codec's store, against compute-only.
+struct CodecSample {
+  std::string codec;         // "none", "int8", "int4"
+  std::string store_codec;   // the store's codec field with its parameters: "int8;group=64;scale=f16"
+  int64_t chunk_tokens = 0;
+  std::string request_id;
+  int64_t prefix_tokens = 0;
+  uint64_t store_bytes = 0;  // encoded payload bytes of the prefix
+  uint64_t raw_bytes = 0;    // the same prefix uncompressed in the cache's dtype
+  double k_rel_error = 0;
+  double v_rel_error = 0;
+  double logits_rel_error = 0;
+  bool first_token_agrees = false;
+  int chunks_loaded = 0;
+  int chunks_total = 0;
+  uint64_t decoded_bytes = 0;  // written by the decode steps of that run
+  int64_t decode_ns = 0;       // their summed duration (GPU: CUDA events around each chunk's kernel)
+};
+
+// The quality table: per (codec, chunk size), over the workload's requests.
+struct CodecQuality {
+  std::string codec;
+  std::string store_codec;
+  int64_t chunk_tokens = 0;
+  int requests = 0;
+  double bytes_per_token = 0;      // store bytes / prefix tokens, over all requests
+  double compression_ratio = 0;    // raw bytes / store bytes, over all requests
+  double k_rel_error = 0;          // mean over requests
+  double v_rel_error = 0;
+  double logits_rel_error = 0;     // mean over requests
+  double logits_rel_error_max = 0;
+  int first_token_agreements = 0;  // requests whose first token equals compute-only's
+  int chunks_not_loaded = 0;       // over requests: chunks the all-loaded run had to compute (should be 0)
+  // Decode throughput in the load lane: decoded bytes over the summed decode time of the all-loaded
+  // runs (GB/s, decimal); absent for none, which decodes nothing.
+  std::optional<double> decode_gbytes_per_s;
+
+  bool operator==(const CodecQuality&) const = default;
+};
+
+// Rows in first-appearance order of (codec, chunk_tokens).
+std::vector<CodecQuality> aggregate_codec_quality(const std::vector<CodecSample>& samples);
+
 struct RunReport {
   int schema_version = kReportSchemaVersion;
   std::string created_utc;          // ISO 8601, "2026-01-31T12:00:00Z"
@@ -125,6 +177,7 @@ struct RunReport {
   nlohmann::json config = nlohmann::json::object();       // the sweep config as given
   std::vector<Point> points;
   std::vector<RequestTimeline> timelines;
+  std::vector<CodecQuality> codec_quality;  // empty unless a lossy codec ran with verification
 
   bool operator==(const RunReport&) const = default;
 };

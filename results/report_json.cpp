@@ -26,8 +26,10 @@ json summary_to_json(const Summary& s) {
           {"min", s.min},     {"max", s.max},       {"mean", s.mean}, {"stddev", s.stddev}};
 }
 
+json optional_json(const std::optional<bool>& v) { return v ? json(*v) : json(nullptr); }
+
 json point_to_json(const Point& p) {
-  return {{"key", point_key(p)},
+  json out = {{"key", point_key(p)},
           {"model", p.model},
           {"backend", p.backend},
           {"context_tokens", p.context_tokens},
@@ -63,6 +65,31 @@ json point_to_json(const Point& p) {
           {"first_token", p.first_token},
           {"verified", p.verified},
           {"verify_detail", p.verify_detail}};
+  // A lossy codec's quality instead of a pass; absent on other points.
+  if (p.lossy) {
+    out["lossy"] = true;
+    out["first_token_agrees"] = optional_json(p.first_token_agrees);
+    out["logits_rel_error"] = optional_json(p.logits_rel_error);
+    out["k_rel_error"] = optional_json(p.k_rel_error);
+    out["v_rel_error"] = optional_json(p.v_rel_error);
+  }
+  return out;
+}
+
+json codec_quality_to_json(const CodecQuality& q) {
+  return {{"codec", q.codec},
+          {"store_codec", q.store_codec},
+          {"chunk_tokens", q.chunk_tokens},
+          {"requests", q.requests},
+          {"bytes_per_token", q.bytes_per_token},
+          {"compression_ratio", q.compression_ratio},
+          {"k_rel_error", q.k_rel_error},
+          {"v_rel_error", q.v_rel_error},
+          {"logits_rel_error", q.logits_rel_error},
+          {"logits_rel_error_max", q.logits_rel_error_max},
+          {"first_token_agreements", q.first_token_agreements},
+          {"chunks_not_loaded", q.chunks_not_loaded},
+          {"decode_gbytes_per_s", optional_json(q.decode_gbytes_per_s)}};
 }
 
 json derived_to_json(const DerivedGroup& g) {
@@ -278,6 +305,14 @@ Point point_from(const Fields& f, int schema_version) {
   p.first_token = f.integer("first_token");
   p.verified = f.boolean("verified");
   p.verify_detail = f.str("verify_detail");
+  if (f.has("lossy")) {  // newer: lossy codecs
+    p.lossy = f.boolean("lossy");
+    if (f.has("first_token_agrees") && !f.need("first_token_agrees").is_null())
+      p.first_token_agrees = f.boolean("first_token_agrees");
+    p.logits_rel_error = f.opt_number("logits_rel_error");
+    p.k_rel_error = f.opt_number("k_rel_error");
+    p.v_rel_error = f.opt_number("v_rel_error");
+  }
   if (!p.cpu_probe_ms_samples.empty() && p.cpu_probe_ms_samples.size() != p.ttft_ms_samples.size())
     throw UsageError(cat(f.origin(), ": ", f.where("cpu_probe_ms_samples"), ": has ", p.cpu_probe_ms_samples.size(),
                          " values but ttft_ms_samples has ", p.ttft_ms_samples.size()));
@@ -305,6 +340,24 @@ TimelineEvent event_from(const Fields& f) {
   if (e.end_ms < e.start_ms)
     throw UsageError(cat(f.origin(), ": ", f.where("end_ms"), ": ", e.end_ms, " is before start_ms ", e.start_ms));
   return e;
+}
+
+CodecQuality codec_quality_from(const Fields& f) {
+  CodecQuality q;
+  q.codec = f.str("codec");
+  q.store_codec = f.str("store_codec");
+  q.chunk_tokens = f.integer("chunk_tokens", 0);
+  q.requests = f.int32("requests");
+  q.bytes_per_token = f.number("bytes_per_token");
+  q.compression_ratio = f.number("compression_ratio");
+  q.k_rel_error = f.number("k_rel_error");
+  q.v_rel_error = f.number("v_rel_error");
+  q.logits_rel_error = f.number("logits_rel_error");
+  q.logits_rel_error_max = f.number("logits_rel_error_max");
+  q.first_token_agreements = f.int32("first_token_agreements");
+  q.chunks_not_loaded = f.int32("chunks_not_loaded");
+  q.decode_gbytes_per_s = f.opt_number("decode_gbytes_per_s");
+  return q;
 }
 
 RequestTimeline timeline_from(const Fields& f, const std::string& path) {
@@ -349,6 +402,8 @@ json report_to_json(const RunReport& report) {
   for (const auto& g : derive_groups(report)) derived.push_back(derived_to_json(g));
   json timelines = json::array();
   for (const auto& t : report.timelines) timelines.push_back(timeline_to_json(t));
+  json quality = json::array();
+  for (const auto& q : report.codec_quality) quality.push_back(codec_quality_to_json(q));
   // The model in memory is the current one, whatever version the report was read from.
   return {{"schema_version", kReportSchemaVersion},
           {"created_utc", report.created_utc},
@@ -359,6 +414,7 @@ json report_to_json(const RunReport& report) {
           {"config", report.config},
           {"points", points},
           {"derived", derived},
+          {"codec_quality", quality},
           {"timelines", timelines}};
 }
 
@@ -386,6 +442,11 @@ RunReport report_from_json(const json& j, const std::string& origin) {
   for (size_t i = 0; i < timelines.size(); ++i) {
     const std::string path = cat("timelines[", i, "]");
     r.timelines.push_back(timeline_from(Fields(timelines[i], origin, path), path));
+  }
+  if (top.has("codec_quality")) {  // newer: absent in reports before codecs
+    const json& quality = top.array("codec_quality");
+    for (size_t i = 0; i < quality.size(); ++i)
+      r.codec_quality.push_back(codec_quality_from(Fields(quality[i], origin, cat("codec_quality[", i, "]"))));
   }
   return r;
 }

@@ -7,7 +7,7 @@
 namespace cake {
 
 LaneRow lane_row(std::string_view lane) {
-  return (lane == "load" || lane == "h2d") ? LaneRow::load : LaneRow::compute;
+  return (lane == "load" || lane == "h2d" || lane == "decode") ? LaneRow::load : LaneRow::compute;
 }
 
 std::optional<Meet> find_meet(const RequestTimeline& t) {
@@ -17,7 +17,7 @@ std::optional<Meet> find_meet(const RequestTimeline& t) {
     if (e.lane == "compute") {
       any_compute = true;
       m.compute_done_ms = std::max(m.compute_done_ms, e.end_ms);
-    } else if (e.lane == "load" || e.lane == "h2d") {
+    } else if (e.lane == "load" || e.lane == "h2d" || e.lane == "decode") {
       any_load = true;
       m.load_done_ms = std::max(m.load_done_ms, e.end_ms);
       if (e.ok && e.chunk >= 0 && (m.first_loaded_chunk < 0 || e.chunk < m.first_loaded_chunk))

@@ -58,6 +58,20 @@ std::string render_markdown(const RunReport& report) {
     out << "\n" << markdown_cell(detail::kRecoveredLegend) << " " << recovered << " of " << report.points.size()
         << " point(s) had chunks recovered by compute.\n";
   if (detail::any_loader_bound(sections)) out << "\n" << markdown_cell(detail::kLoaderBoundLegend) << "\n";
+  if (detail::any_lossy(sections)) out << "\n" << markdown_cell(detail::kLossyLegend) << "\n";
+  if (const auto quality = detail::codec_quality_cells(report); !quality.empty()) {
+    out << "\n## " << markdown_cell(detail::kCodecQualityTitle) << "\n\n";
+    for (size_t r = 0; r < quality.size(); ++r) {
+      out << "|";
+      for (const auto& cell : quality[r]) out << " " << markdown_cell(cell) << " |";
+      out << "\n";
+      if (r == 0) {
+        out << "|";
+        for (size_t c = 0; c < quality[r].size(); ++c) out << (c < 2 ? "---|" : "---:|");
+        out << "\n";
+      }
+    }
+  }
   return out.str();
 }
 

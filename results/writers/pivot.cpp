@@ -40,8 +40,37 @@ bool row_less(const RowKey& a, const RowKey& b) {
 
 std::string cell_text(const PivotCell& cell) {
   if (!cell.median_ms) return "-";
-  return cat(fixed(*cell.median_ms, 1), cell.noisy ? "*" : "", cell.unverified ? "!" : "", cell.loader_bound ? "^" : "",
+  return cat(fixed(*cell.median_ms, 1), cell.noisy ? "*" : "", cell.unverified ? "!" : "", cell.lossy ? "~" : "",
+             cell.loader_bound ? "^" : "",
              cell.recovered_chunks > 0 ? cat(" R", cell.recovered_chunks) : std::string());
+}
+
+bool any_lossy(const std::vector<PivotSection>& sections) {
+  for (const auto& s : sections)
+    for (const auto& r : s.rows)
+      for (const auto& c : r.cells)
+        if (c.lossy && c.median_ms) return true;
+  return false;
+}
+
+std::vector<std::vector<std::string>> codec_quality_cells(const RunReport& report) {
+  std::vector<std::vector<std::string>> rows;
+  if (report.codec_quality.empty()) return rows;
+  rows.push_back({"codec", "store codec", "chunk", "bytes/token", "ratio (x)", "K rel err", "V rel err", "logit rel err",
+                  "logit rel err max", "first token agrees", "decode (GB/s)"});
+  const auto sci = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2e", v);
+    return std::string(buf);
+  };
+  for (const CodecQuality& q : report.codec_quality)
+    rows.push_back({q.codec, q.store_codec, std::to_string(q.chunk_tokens), fixed(q.bytes_per_token, 1),
+                    fixed(q.compression_ratio, 2), sci(q.k_rel_error), sci(q.v_rel_error), sci(q.logits_rel_error),
+                    sci(q.logits_rel_error_max),
+                    cat(q.first_token_agreements, "/", q.requests,
+                        q.chunks_not_loaded > 0 ? cat(" (", q.chunks_not_loaded, " chunks not loaded)") : std::string()),
+                    fixed_or(q.decode_gbytes_per_s, 1)});
+  return rows;
 }
 
 int points_with_recovered_chunks(const RunReport& report) {
@@ -100,7 +129,8 @@ std::vector<PivotSection> build_pivot(const RunReport& report, const std::vector
         PivotCell& cell = row.cells[col];
         if (!p->ttft_ms_samples.empty()) cell.median_ms = p->ttft_ms.median;
         cell.noisy = p->noisy;
-        cell.unverified = !p->verified;
+        cell.unverified = !p->verified && !p->lossy;
+        cell.lossy = p->lossy;
         cell.recovered_chunks = p->chunks_recovered;
         cell.loader_bound = loader_bound(*p);
         if (!bw.bandwidth_gbps && bw.bandwidth_trace.empty() && p->load_gbps) row.reached_gbps = std::max(row.reached_gbps.value_or(0), *p->load_gbps);

@@ -14,6 +14,7 @@ struct PivotCell {
   std::optional<double> median_ms;  // absent: mode not run at this bandwidth, or no samples
   bool noisy = false;
   bool unverified = false;
+  bool lossy = false;        // a lossy codec's point: not verified by design, its quality is reported
   int recovered_chunks = 0;  // chunks whose load failed in the timed request and were computed
   bool loader_bound = false;
 };
@@ -54,6 +55,18 @@ inline constexpr const char* kPivotLegend =
 inline constexpr const char* kRecoveredLegend =
     "R<n>: n chunks failed to load during the timed request (bad checksum, read error, ...) and were computed "
     "instead; the TTFT includes that compute, so it is not the load lane's number (see recovery_reasons).";
+
+// Printed when some cell is a lossy codec's point.
+inline constexpr const char* kLossyLegend =
+    "~ lossy codec (int8, int4, cachegen): not bit-exact with compute-only, so not verified; its first-token agreement and "
+    "logit, K and V errors are in the KV codec quality table and each point's verify_detail.";
+bool any_lossy(const std::vector<PivotSection>& sections);
+
+// The KV codec quality table (report.codec_quality) as rows of cells, header first; empty when
+// the report has none.
+std::vector<std::vector<std::string>> codec_quality_cells(const RunReport& report);
+inline constexpr const char* kCodecQualityTitle =
+    "KV codec quality (per codec, over the workload's requests; one untimed run per request loaded every chunk)";
 
 // Points of `report` with at least one recovered chunk.
 int points_with_recovered_chunks(const RunReport& report);

@@ -33,6 +33,7 @@ LaneStyle lane_style(std::string_view lane, bool ok) {
   if (lane == "compute") return {"#1f77b4", "white"};
   if (lane == "load") return {"#ff7f0e", "black"};
   if (lane == "h2d") return {"#ffbb78", "black"};
+  if (lane == "decode") return {"#2ca02c", "white"};
   if (lane == "suffix") return {"#9467bd", "white"};
   return {"#7f7f7f", "white"};
 }
@@ -55,7 +56,8 @@ std::string render_timeline_svg(const RequestTimeline& t) {
   const double rows_top = 118;
 
   const std::vector<RowSpec> row_specs = {
-      {"compute lane", {"compute", "suffix"}}, {"load lane: read", {"load"}}, {"load lane: h2d", {"h2d"}}};
+      {"compute lane", {"compute", "suffix"}}, {"load lane: read", {"load"}}, {"load lane: h2d", {"h2d"}},
+      {"load lane: decode", {"decode"}}};
 
   struct Row {
     std::string label;
@@ -70,7 +72,8 @@ std::string render_timeline_svg(const RequestTimeline& t) {
     for (const auto& e : t.events)
       if (std::find(spec.lanes.begin(), spec.lanes.end(), e.lane) != spec.lanes.end()) row.events.push_back(&e);
     // Always keep the two lanes of the design; the h2d row only when there were copies.
-    if (row.events.empty() && spec.lanes.front() == std::string_view("h2d")) continue;
+    if (row.events.empty() && (spec.lanes.front() == std::string_view("h2d") || spec.lanes.front() == std::string_view("decode")))
+      continue;
     row.tracks = pack_tracks(row.events);
     for (int k : row.tracks) row.track_count = std::max(row.track_count, k + 1);
     row.track_count = std::max(row.track_count, 1);
@@ -80,7 +83,7 @@ std::string render_timeline_svg(const RequestTimeline& t) {
   {
     Row other{.label = "other"};
     for (const auto& e : t.events)
-      if (e.lane != "compute" && e.lane != "suffix" && e.lane != "load" && e.lane != "h2d") other.events.push_back(&e);
+      if (e.lane != "compute" && e.lane != "suffix" && e.lane != "load" && e.lane != "h2d" && e.lane != "decode") other.events.push_back(&e);
     if (!other.events.empty()) {
       other.tracks = pack_tracks(other.events);
       for (int k : other.tracks) other.track_count = std::max(other.track_count, k + 1);
@@ -122,6 +125,9 @@ std::string render_timeline_svg(const RequestTimeline& t) {
     entry("#1f77b4", "compute chunk");
     entry("#ff7f0e", "load (read)");
     entry("#ffbb78", "host-to-device copy");
+    bool any_decode = false;
+    for (const auto& e : t.events) any_decode |= e.lane == "decode";
+    if (any_decode) entry("#2ca02c", "decode");
     entry("#9467bd", "suffix prefill");
     entry("#d62728", "failed step");
     entry("", "idle at meet", true);

@@ -68,6 +68,11 @@ std::string render_table(const RunReport& report) {
     out << detail::kRecoveredLegend << "\n" << recovered << " of " << report.points.size()
         << " point(s) had chunks recovered by compute.\n";
   if (detail::any_loader_bound(sections)) out << detail::kLoaderBoundLegend << "\n";
+  if (detail::any_lossy(sections)) out << detail::kLossyLegend << "\n";
+  if (const auto quality = detail::codec_quality_cells(report); !quality.empty()) {
+    out << "\n" << detail::kCodecQualityTitle << "\n";
+    print_grid(out, quality);
+  }
   return out.str();
 }
 

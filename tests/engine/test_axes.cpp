@@ -242,3 +242,22 @@ TEST(SweepAxes, ASweepAtATraceRecordsTheTraceOnItsPoints) {
   ASSERT_GT(static_cast<double>(io.bytes_loaded), before_outage) << "the store is too small to show the outage";
   EXPECT_GE(io.ttft_ms, 30.0) << io.bytes_loaded << " bytes loaded through a trace with an outage until 30 ms";
 }
+
+namespace cake {
+namespace {
+
+TEST(SweepAxes, CodecIsAnAxisOfKindsWithoutRepeats) {
+  std::vector<std::string> notes;
+  SweepConfig c;
+  resolve_axes({}, true, true, c, notes);
+  EXPECT_EQ(c.codecs, std::vector<CodecKind>{CodecKind::none});
+  resolve_axes({{"codec", "none,int8,int4"}}, true, false, c, notes);  // prepare takes it too
+  EXPECT_EQ(c.codecs, (std::vector<CodecKind>{CodecKind::none, CodecKind::int8, CodecKind::int4}));
+  EXPECT_EQ(resolved_axes_json(c)["codec"], nlohmann::json::array({"none", "int8", "int4"}));
+  EXPECT_THROW(resolve_axes({{"codec", "int8,int8"}}, true, true, c, notes), UsageError);
+  EXPECT_THROW(resolve_axes({{"codec", "fp8"}}, true, true, c, notes), UsageError);
+  EXPECT_TRUE(sweep_axis("codec").prepare);
+}
+
+}  // namespace
+}  // namespace cake
