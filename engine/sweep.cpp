@@ -202,21 +202,21 @@ class Sweep {
         // fails the request (no number is reported for a source that cannot load).
         if (spec.kind == SourceSpec::Kind::tcp && !spec.location.empty()) continue;
         for (int shard = 0; shard < backend_.kv_shard_count(); ++shard) {
-        const StoreKey shard_key = shard_store_key(backend_, key, shard);
-        const std::string path = provider_.store_path_for(spec, shard_key);
-        if (std::filesystem::exists(path)) {
-          const std::string problem = store_problem(path, shard_key);
-          if (problem.empty()) continue;
-          // Never let a broken store turn every load into a compute behind an `io` label: it is
-          // rebuilt from the reference run's KV cache (bit-exact with compute), and the user told.
-          if (config_.on_notice)
-            config_.on_notice(cat("store ", path, " failed validation (", problem,
-                                  "); rebuilt from the compute-only reference run"));
-          std::filesystem::remove(path);
-        }
-        tick(cat(ctx, ": writing store ", path), false);
-        std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-        write_store_from_view(backend_.kv_shard(shard), shard_key, path);
+          const StoreKey shard_key = shard_store_key(backend_, key, shard);
+          const std::string path = provider_.store_path_for(spec, shard_key);
+          if (std::filesystem::exists(path)) {
+            const std::string problem = store_problem(path, shard_key);
+            if (problem.empty()) continue;
+            // Never let a broken store turn every load into a compute behind an `io` label: it is
+            // rebuilt from the reference run's KV cache (bit-exact with compute), and the user told.
+            if (config_.on_notice)
+              config_.on_notice(cat("store ", path, " failed validation (", problem,
+                                    "); rebuilt from the compute-only reference run"));
+            std::filesystem::remove(path);
+          }
+          tick(cat(ctx, ": writing store ", path), false);
+          std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+          write_store_from_view(backend_.kv_shard(shard), shard_key, path);
         }
       }
     }
