@@ -31,6 +31,7 @@ void print_human(const SystemInfo& s, const StorageInfo& st) {
                 g.compute_capability_minor, format_bytes(g.l2_bytes).c_str());
   if (s.cuda.gpus.empty())
     std::printf("  gpu       none: %s; the CPU backend will be used\n", s.cuda.unavailable_reason.c_str());
+  std::printf("tp          %s\n", tensor_parallel_support().c_str());
   std::printf("store dir   %s\n", st.path.c_str());
   std::printf("  fs        %s, %s free of %s\n", st.filesystem.c_str(), format_bytes(st.free_bytes).c_str(),
               format_bytes(st.total_bytes).c_str());

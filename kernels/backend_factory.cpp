@@ -57,6 +57,18 @@ const char* attention_choice_name(AttentionChoice choice) {
   return "unknown";
 }
 
+std::string tensor_parallel_support() {
+#if defined(CAKE_HAVE_CUDA_BACKEND)
+  try {
+    return cat("NCCL ", nccl_library_version(), "; --tp N runs one thread per GPU");
+  } catch (const Error& e) {
+    return cat("not available: ", e.what());
+  }
+#else
+  return "not available: this binary was built without the CUDA backend";
+#endif
+}
+
 BackendChoice make_backend(BackendKind kind, const ModelConfig& model, const BackendOptions& options) {
   if (options.tp < 1) throw UsageError(cat("--tp must be at least 1, got ", options.tp));
   if (options.tp > 1 || options.tp_rank >= 0) {

@@ -30,4 +30,7 @@ struct BackendChoice {
 // binary lacks the CUDA backend or no GPU is usable. cpu: always the CPU backend.
 BackendChoice make_backend(BackendKind kind, const ModelConfig& model, const BackendOptions& options);
 
+// One line for `info`: whether --tp can run here (the NCCL it would load), or why not.
+std::string tensor_parallel_support();
+
 }  // namespace cake

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -201,6 +202,8 @@ UniqueId read_unique_id_file(const std::string& path, int world, double timeout_
   if (file_world != world)
     throw UsageError(cat(path, " is for ", file_world, " ranks; this run has ", world));
   if (text.size() != 2 * kUniqueIdBytes) throw UsageError(cat(path, ": the unique id has ", text.size() / 2, " bytes"));
+  for (char c : text)
+    if (!std::isxdigit(static_cast<unsigned char>(c))) throw UsageError(cat(path, ": the unique id is not hexadecimal"));
   UniqueId id{};
   for (size_t i = 0; i < kUniqueIdBytes; ++i)
     id.internal[i] = static_cast<char>(std::stoi(text.substr(2 * i, 2), nullptr, 16));

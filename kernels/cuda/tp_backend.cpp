@@ -271,6 +271,8 @@ class RankProcessBackend final : public ComputeBackend {
 
 }  // namespace
 
+std::string nccl_library_version() { return nccl::Library::get().version_text(); }
+
 std::unique_ptr<ComputeBackend> make_cuda_tp_backend(const ModelConfig& model, const BackendOptions& options,
                                                      const std::vector<int>& devices) {
   return std::make_unique<TpBackend>(model, options, devices);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/compute_backend.hpp"
@@ -30,5 +31,9 @@ std::unique_ptr<ComputeBackend> make_cuda_tp_backend(const ModelConfig& model, c
 std::unique_ptr<ComputeBackend> make_cuda_tp_rank_process_backend(const ModelConfig& model, const BackendOptions& options,
                                                                   int world, int rank, const std::string& id_file,
                                                                   double id_timeout_s);
+
+// "2.28.9 (libnccl.so.2)": the NCCL that --tp would load; throws EnvironmentError saying where it
+// looked when there is none.
+std::string nccl_library_version();
 
 }  // namespace cake

@@ -115,7 +115,9 @@ void expect_all_verified(const std::vector<PointResult>& points, int chunks, boo
     ASSERT_EQ(p.reps.size(), 1u);
     const RequestOutcome& o = p.reps[0];
     EXPECT_EQ(o.chunks_computed + o.chunks_loaded + o.chunks_recovered, chunks);
-    if (!faults) EXPECT_EQ(o.chunks_recovered, 0);
+    if (!faults) {
+      EXPECT_EQ(o.chunks_recovered, 0);
+    }
     for (const ChunkEvent& e : o.timeline) {
       if (e.lane != Lane::load || !e.ok) continue;
       EXPECT_GE(e.claim_spread_ns, 0);
@@ -140,9 +142,11 @@ TEST(ShardedLoad, EveryModeMatchesComputeOnlyWithAStoreShardAndALaneARank) {
   int stores = 0;
   for (const auto& entry : std::filesystem::directory_iterator(f.dir.path)) stores += entry.is_regular_file();
   EXPECT_EQ(stores, 2);
-  for (const PointResult& p : points)
-    if (p.mode.kind == ModeKind::io)
+  for (const PointResult& p : points) {
+    if (p.mode.kind == ModeKind::io) {
       EXPECT_EQ(p.reps[0].bytes_loaded, f.backend->kv_cache().chunk_bytes(64) * 9 + f.backend->kv_cache().chunk_bytes(600 - 9 * 64));
+    }
+  }
 }
 
 TEST(ShardedLoad, OneSharedThrottleAndFailedShardsAreRecovered) {
@@ -154,8 +158,11 @@ TEST(ShardedLoad, OneSharedThrottleAndFailedShardsAreRecovered) {
   config.source_options.inject_fail_chunks = {2, 7};  // every rank's shard of these fails
   const std::vector<PointResult> points = run_sweep(*f.backend, config, nullptr);
   expect_all_verified(points, 10, true);
-  for (const PointResult& p : points)
-    if (p.mode.kind == ModeKind::io) EXPECT_EQ(p.reps[0].chunks_recovered, 2);
+  for (const PointResult& p : points) {
+    if (p.mode.kind == ModeKind::io) {
+      EXPECT_EQ(p.reps[0].chunks_recovered, 2);
+    }
+  }
 }
 
 // ---- run_sharded_load alone --------------------------------------------------------------------

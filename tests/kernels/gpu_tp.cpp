@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -12,6 +15,7 @@
 
 #include "common/cuda_check.hpp"
 #include "common/cuda_raii.hpp"
+#include "common/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/nccl_lib.hpp"
 #include "kernels/cuda/tp_backend.hpp"
@@ -37,6 +41,29 @@ int gpu_count() {
     CAKE_REQUIRE_GPU();                                                           \
     if (gpu_count() < 2) GTEST_SKIP() << "tensor parallelism needs 2 GPUs, " << gpu_count() << " present"; \
   } while (0)
+
+// The multi-process bootstrap's file (no GPU needed): what rank 0 writes, the others read back;
+// a file for another world size, a foreign file and no file at all are refused.
+TEST(TpBootstrap, UniqueIdFileRoundTripsAndRefusesForeignFiles) {
+  TestRng rng;
+  SCOPED_TRACE(rng.trace());
+  char dir_template[] = "/tmp/cake-tp-id-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template, path = dir + "/id";
+  nccl::UniqueId id{};
+  for (auto& c : id.internal) c = static_cast<char>(rng.integer(-128, 127));
+  nccl::write_unique_id_file(path, id, 2);
+  const nccl::UniqueId back = nccl::read_unique_id_file(path, 2, 1.0);
+  EXPECT_EQ(std::memcmp(back.internal, id.internal, nccl::kUniqueIdBytes), 0);
+  EXPECT_THROW(nccl::read_unique_id_file(path, 4, 1.0), UsageError);
+  EXPECT_THROW(nccl::read_unique_id_file(dir + "/missing", 2, 0.05), Error);
+  {
+    std::ofstream out(dir + "/foreign");
+    out << "something else\n";
+  }
+  EXPECT_THROW(nccl::read_unique_id_file(dir + "/foreign", 2, 1.0), UsageError);
+  std::filesystem::remove_all(dir);
+}
 
 TEST(GpuTp, NcclBf16SumOverTwoGpus) {
   CAKE_REQUIRE_TWO_GPUS();
