@@ -168,7 +168,9 @@ TEST(KvCodec, RoundTripErrorBoundsPerCodec) {
         ASSERT_EQ(encoded.size(), spec.encoded_bytes(shape, dtype));
         // Each segment's part is padded for alignment, which can outweigh what a tiny random shape
         // (e.g. 24 bf16 values a segment) saves; from a few hundred values a segment it must shrink.
-        if (shape.values_per_segment() >= 512) ASSERT_LT(encoded.size(), raw.size()) << "a codec that does not compress";
+        if (shape.values_per_segment() >= 512) {
+          ASSERT_LT(encoded.size(), raw.size()) << "a codec that does not compress";
+        }
         const auto decoded = decode_to_bytes(spec, shape, encoded, dtype);
         const double qmax = kind == CodecKind::int8 ? 127 : 7;
         const uint64_t values = shape.values_per_segment() * static_cast<uint64_t>(shape.segments());
@@ -545,7 +547,9 @@ TEST(KvCodecGpu, DecodeEqualsCpuDecodeBitExact) {
       const size_t at = token_bytes * static_cast<size_t>(first_token);
       ASSERT_EQ(std::memcmp(host.data() + at, want.data() + seg * static_cast<size_t>(sg), seg), 0) << "segment " << sg;
       for (size_t i = 0; i < host.size(); ++i)
-        if (i < at || i >= at + seg) ASSERT_EQ(host[i], kPoison) << "segment " << sg << " byte " << i << " outside the chunk";
+        if (i < at || i >= at + seg) {
+          ASSERT_EQ(host[i], kPoison) << "segment " << sg << " byte " << i << " outside the chunk";
+        }
     }
   }
 }
