@@ -11,6 +11,8 @@
 #   codecs   llama-3-8b 32K, compute and cake with codecs none, int8, int4, cachegen at 4-64 Gbps
 #            from mem, with the codec quality table
 #   sweep64  llama-3-8b 64K, compute/io/cake/oracle at 16-400 Gbps (x2) + unlimited, mem and file
+#   sweep64low  the same at 1-8 Gbps (io-only alone takes 69 s a request at 1 Gbps)
+#   sweep32  llama-3-8b 32K, compute/io/cake/oracle at 1-400 Gbps (x2) + unlimited, mem and file
 #
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders test_engine test_kernels_gpu
 #       cake_bench_micro" CARRY_DIR=.carry-r4 scripts/device_pack.sh
@@ -78,9 +80,22 @@ sweep64() {
   pack sweep64k-high
 }
 
+sweep64low() {
+  run timeout 560 "$B" run --quiet --context 64k --suffix 128 --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --store "$SHM" --bandwidth 1gbps..8gbps:x2 --repeat 1 --warmup 0 --verify token --out "$RES/sweep64k-low"
+  pack sweep64k-low
+}
+
+sweep32() {
+  run timeout 560 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --store "$SHM" --bandwidth 1gbps..256gbps:x2,400gbps,unlimited --repeat 1 --warmup 0 --verify token \
+    --out "$RES/sweep32k"
+  pack sweep32k
+}
+
 for stage in "$@"; do
   case "$stage" in
-    checks|decode|calib|tcp|codecs|sweep64) "$stage" ;;
+    checks|decode|calib|tcp|codecs|sweep64|sweep64low|sweep32) "$stage" ;;
     *) echo "device_round3: unknown stage $stage"; status=1 ;;
   esac
 done
