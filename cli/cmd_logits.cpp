@@ -23,6 +23,7 @@
 #include "engine/kv_snapshot.hpp"
 #include "kernels/backend_factory.hpp"
 #include "kernels/checkpoint/checkpoint.hpp"
+#include "loaders/kv_codec.hpp"
 
 namespace cake {
 namespace {
@@ -48,17 +49,6 @@ std::vector<int32_t> parse_tokens(const std::string& text, const std::string& or
     }
   }
   return out;
-}
-
-float element_as_float(const std::byte* base, size_t i, DType dtype) {
-  if (dtype == DType::f32) {
-    float f;
-    std::memcpy(&f, base + 4 * i, 4);
-    return f;
-  }
-  uint16_t b;
-  std::memcpy(&b, base + 2 * i, 2);
-  return ckpt::bf16_to_float(b);
 }
 
 }  // namespace
@@ -147,7 +137,7 @@ void add_logits_command(CLI::App& app, int& exit_code) {
       for (int s = 0; s < 2 * view.layers; ++s) {
         std::vector<float> values(per_segment);
         const std::byte* base = payload.data() + static_cast<size_t>(s) * view.segment_bytes(rows);
-        for (size_t i = 0; i < per_segment; ++i) values[i] = element_as_float(base, i, view.dtype);
+        for (size_t i = 0; i < per_segment; ++i) values[i] = load_kv_value(base, view.dtype, i);
         (s % 2 == 0 ? k : v).push_back(values);
       }
       nlohmann::json out = {{"model", model.name},

@@ -30,17 +30,6 @@ void copy_out(const KvCacheView& view, int segment, size_t bytes, std::byte* dst
 #endif
 }
 
-float value_at(const std::byte* p, DType dtype, size_t i) {
-  if (dtype == DType::f32) {
-    float f;
-    std::memcpy(&f, p + 4 * i, 4);
-    return f;
-  }
-  uint16_t b;
-  std::memcpy(&b, p + 2 * i, 2);
-  return bf16_bits_to_float(b);
-}
-
 }  // namespace
 
 KvHostCopy copy_prefix_kv(const KvCacheView& view, int64_t prefix_tokens) {
@@ -76,8 +65,8 @@ KvRelError kv_rel_error(const KvCacheView& view, const KvHostCopy& reference) {
       const std::byte* b = reference.segments[static_cast<size_t>(s)].data();
       double d2 = 0, r2 = 0;
       for (size_t i = 0; i < values; ++i) {
-        const double x = value_at(a, view.dtype, i);
-        const double y = value_at(b, view.dtype, i);
+        const double x = load_kv_value(a, view.dtype, i);
+        const double y = load_kv_value(b, view.dtype, i);
         d2 += (x - y) * (x - y);
         r2 += y * y;
       }

@@ -15,28 +15,6 @@ namespace {
 constexpr int kInt8Group = 64;
 constexpr int kInt4Group = 32;
 
-uint64_t align16(uint64_t v) { return (v + 15) / 16 * 16; }
-
-float load_value(const std::byte* p, DType dtype, uint64_t i) {
-  if (dtype == DType::f32) {
-    float f;
-    std::memcpy(&f, p + 4 * i, 4);
-    return f;
-  }
-  uint16_t b;
-  std::memcpy(&b, p + 2 * i, 2);
-  return bf16_bits_to_float(b);
-}
-
-void store_value(std::byte* p, DType dtype, uint64_t i, float v) {
-  if (dtype == DType::f32) {
-    std::memcpy(p + 4 * i, &v, 4);
-    return;
-  }
-  const uint16_t b = float_to_bf16_bits(v);
-  std::memcpy(p + 2 * i, &b, 2);
-}
-
 int qmax_of(CodecKind kind) { return kind == CodecKind::int8 ? 127 : 7; }
 
 // One segment: `raw` holds values_per_segment values of raw_dtype; `out` segment_stride bytes.
@@ -51,18 +29,17 @@ void encode_segment(const CodecSpec& spec, const ChunkShape& shape, DType raw_dt
   for (uint64_t g = 0; g < groups; ++g) {
     const uint64_t first = g * static_cast<uint64_t>(spec.group);
     float amax = 0;
-    for (int j = 0; j < spec.group; ++j) amax = std::max(amax, std::fabs(load_value(raw, raw_dtype, first + j)));
+    for (int j = 0; j < spec.group; ++j) amax = std::max(amax, std::fabs(load_kv_value(raw, raw_dtype, first + j)));
     // The scale is rounded UP to an fp16 value, so |x| / scale <= qmax: no value is clipped, and
     // every error is at most half a step, also when a tiny group's scale is an fp16 subnormal.
     const float wanted = amax / static_cast<float>(qmax);
-    uint16_t scale_bits = float_to_half_bits(wanted);
-    if (half_bits_to_float(scale_bits) < wanted && scale_bits < 0x7BFF) ++scale_bits;
+    const uint16_t scale_bits = half_bits_at_least(wanted);
     std::memcpy(scales + 2 * g, &scale_bits, 2);
     const float scale = half_bits_to_float(scale_bits);
     for (int j = 0; j < spec.group; ++j) {
       int q = 0;
       if (scale > 0) {
-        const float x = load_value(raw, raw_dtype, first + j) / scale;
+        const float x = load_kv_value(raw, raw_dtype, first + j) / scale;
         q = static_cast<int>(std::clamp(std::nearbyint(x), static_cast<float>(-qmax), static_cast<float>(qmax)));
       }
       const uint64_t i = first + static_cast<uint64_t>(j);
@@ -91,7 +68,7 @@ void decode_segment(const CodecSpec& spec, const ChunkShape& shape, const std::b
       const int nibble = (codes[i / 2] >> (i % 2 == 0 ? 0 : 4)) & 0xF;
       q = nibble >= 8 ? nibble - 16 : nibble;
     }
-    store_value(dst, out_dtype, i, static_cast<float>(q) * half_bits_to_float(scale_bits));
+    store_kv_value(dst, out_dtype, i, static_cast<float>(q) * half_bits_to_float(scale_bits));
   }
 }
 

@@ -114,5 +114,35 @@ inline float bf16_bits_to_float(uint16_t b) {
   __builtin_memcpy(&f, &u, 4);
   return f;
 }
+// The smallest fp16 value >= wanted (saturating at 65504): a group scale rounded up, so that
+// |x| / scale <= qmax and no value is clipped.
+inline uint16_t half_bits_at_least(float wanted) {
+  uint16_t bits = float_to_half_bits(wanted);
+  if (half_bits_to_float(bits) < wanted && bits < 0x7BFF) ++bits;
+  return bits;
+}
+
+// Value i of a KV payload of `dtype` (f32 or bf16) as a float, and back (bf16 rounded to nearest
+// even). Unaligned reads: payload pointers carry no alignment promise.
+inline float load_kv_value(const std::byte* p, DType dtype, uint64_t i) {
+  if (dtype == DType::f32) {
+    float f;
+    __builtin_memcpy(&f, p + 4 * i, 4);
+    return f;
+  }
+  uint16_t b;
+  __builtin_memcpy(&b, p + 2 * i, 2);
+  return bf16_bits_to_float(b);
+}
+inline void store_kv_value(std::byte* p, DType dtype, uint64_t i, float v) {
+  if (dtype == DType::f32) {
+    __builtin_memcpy(p + 4 * i, &v, 4);
+    return;
+  }
+  const uint16_t b = float_to_bf16_bits(v);
+  __builtin_memcpy(p + 2 * i, &b, 2);
+}
+// Encoded sections of a chunk start on 16-byte boundaries (the codecs' layouts).
+inline uint64_t align16(uint64_t v) { return (v + 15) / 16 * 16; }
 
 }  // namespace cake

@@ -13,34 +13,6 @@
 namespace cake::cachegen {
 namespace {
 
-uint64_t align16(uint64_t v) { return (v + 15) / 16 * 16; }
-
-float load_value(const std::byte* p, DType dtype, uint64_t i) {
-  if (dtype == DType::f32) {
-    float f;
-    std::memcpy(&f, p + 4 * i, 4);
-    return f;
-  }
-  uint16_t b;
-  std::memcpy(&b, p + 2 * i, 2);
-  return bf16_bits_to_float(b);
-}
-
-void store_value(std::byte* p, DType dtype, uint64_t i, float v) {
-  if (dtype == DType::f32) {
-    std::memcpy(p + 4 * i, &v, 4);
-    return;
-  }
-  const uint16_t b = float_to_bf16_bits(v);
-  std::memcpy(p + 2 * i, &b, 2);
-}
-
-uint16_t scale_up_to_half(float wanted) {
-  uint16_t bits = float_to_half_bits(wanted);
-  if (half_bits_to_float(bits) < wanted && bits < 0x7BFF) ++bits;
-  return bits;
-}
-
 CodecSpec anchor_spec(const CodecSpec& spec) {
   CodecSpec a;
   a.kind = CodecKind::int8;
@@ -181,15 +153,15 @@ void encode(const CodecSpec& spec, const ChunkShape& shape, DType raw_dtype, std
             const uint64_t base = static_cast<uint64_t>(t) * row + static_cast<uint64_t>(h) * D + static_cast<uint64_t>(b) * kBlockDims;
             const uint64_t abase = static_cast<uint64_t>(g) * row + static_cast<uint64_t>(h) * D + static_cast<uint64_t>(b) * kBlockDims;
             float amax = 0;
-            for (int j = 0; j < kBlockDims; ++j) amax = std::max(amax, std::fabs(load_value(in, raw_dtype, base + j) - hat[abase + j]));
-            const uint16_t scale_bits = scale_up_to_half(amax / static_cast<float>(qmax));
+            for (int j = 0; j < kBlockDims; ++j) amax = std::max(amax, std::fabs(load_kv_value(in, raw_dtype, base + j) - hat[abase + j]));
+            const uint16_t scale_bits = half_bits_at_least(amax / static_cast<float>(qmax));
             scales[((static_cast<size_t>(s) * shape.tokens + t) * H + h) * l.blocks + b] = scale_bits;
             const float scale = half_bits_to_float(scale_bits);
             std::vector<uint8_t>& stream = symbols[(static_cast<size_t>(h) * l.groups + g) * l.blocks + b];
             for (int j = 0; j < kBlockDims; ++j) {
               int q = 0;
               if (scale > 0) {
-                const float d = (load_value(in, raw_dtype, base + j) - hat[abase + j]) / scale;
+                const float d = (load_kv_value(in, raw_dtype, base + j) - hat[abase + j]) / scale;
                 q = static_cast<int>(std::clamp(std::nearbyint(d), static_cast<float>(-qmax), static_cast<float>(qmax)));
               }
               const auto sym = static_cast<uint8_t>(q + qmax);
@@ -283,7 +255,7 @@ void decode_cpu(const CodecSpec& spec, const ChunkShape& shape, std::span<const 
             uint16_t sb;
             std::memcpy(&sb, anchor_scales + 2 * (a / static_cast<uint64_t>(spec.group)), 2);
             hat[j] = static_cast<float>(static_cast<int8_t>(anchors[a])) * half_bits_to_float(sb);
-            store_value(dst, out_dtype, static_cast<uint64_t>(t0) * row + (a - static_cast<uint64_t>(g) * row), hat[j]);
+            store_kv_value(dst, out_dtype, static_cast<uint64_t>(t0) * row + (a - static_cast<uint64_t>(g) * row), hat[j]);
           }
           if (t_end - t0 <= 1) continue;
           if (total != kProbScale) throw Error(cat("cachegen: the frequency table of segment ", s, " sums to ", total));
@@ -308,7 +280,7 @@ void decode_cpu(const CodecSpec& spec, const ChunkShape& shape, std::span<const 
               while (x < kRansLow) x = (x << 8) | next_byte();
               const float q = static_cast<float>(sym - qmax);
               const float v = hat[j] + q * scale;
-              store_value(dst, out_dtype,
+              store_kv_value(dst, out_dtype,
                           static_cast<uint64_t>(t) * row + static_cast<uint64_t>(h) * D + static_cast<uint64_t>(b) * kBlockDims + j, v);
             }
           }

@@ -33,17 +33,6 @@ using test::TempDir;
 
 constexpr std::byte kPoison{0xA5};
 
-float value_of(const std::byte* p, DType dtype, size_t i) {
-  if (dtype == DType::f32) {
-    float f;
-    std::memcpy(&f, p + 4 * i, 4);
-    return f;
-  }
-  uint16_t b;
-  std::memcpy(&b, p + 2 * i, 2);
-  return bf16_bits_to_float(b);
-}
-
 // A raw chunk payload of KV-like values: gaussian rows, a few outlier channels (as K after RoPE
 // has), some all-zero groups, values rounded to `dtype`.
 std::vector<std::byte> random_kv(std::mt19937_64& rng, const ChunkShape& shape, DType dtype) {
@@ -176,12 +165,12 @@ TEST(KvCodec, RoundTripErrorBoundsPerCodec) {
         const uint64_t values = shape.values_per_segment() * static_cast<uint64_t>(shape.segments());
         for (uint64_t g = 0; g < values / static_cast<uint64_t>(spec.group); ++g) {
           double amax = 0;
-          for (int j = 0; j < spec.group; ++j) amax = std::max(amax, std::fabs(double{value_of(raw.data(), dtype, g * spec.group + j)}));
+          for (int j = 0; j < spec.group; ++j) amax = std::max(amax, std::fabs(double{load_kv_value(raw.data(), dtype, g * spec.group + j)}));
           const double step = amax / qmax;
           for (int j = 0; j < spec.group; ++j) {
             const uint64_t i = g * static_cast<uint64_t>(spec.group) + static_cast<uint64_t>(j);
-            const double x = value_of(raw.data(), dtype, i);
-            const double y = value_of(decoded.data(), dtype, i);
+            const double x = load_kv_value(raw.data(), dtype, i);
+            const double y = load_kv_value(decoded.data(), dtype, i);
             // The stored scale is step rounded up to fp16 (at most one fp16 ulp above it).
             const double scale = step * (1 + 0x1p-10) + 0x1p-24;
             const double bound = 0.5 * scale + std::fabs(y) * (dtype == DType::bf16 ? 0x1p-8 : 0x1p-23) + 1e-30;
@@ -242,13 +231,13 @@ TEST(KvCodec, CachegenRoundTripErrorBounds) {
             for (int j = 0; j < cachegen::kBlockDims; ++j) {
               const uint64_t i = per_seg * sg + static_cast<uint64_t>(t) * row + c0 + j;
               const uint64_t a = per_seg * sg + static_cast<uint64_t>(anchor) * row + c0 + j;
-              amax = std::max(amax, std::fabs(double{value_of(raw.data(), dtype, i)}));
-              dmax = std::max(dmax, std::fabs(double{value_of(raw.data(), dtype, i)} - value_of(exact.data(), DType::f32, a)));
+              amax = std::max(amax, std::fabs(double{load_kv_value(raw.data(), dtype, i)}));
+              dmax = std::max(dmax, std::fabs(double{load_kv_value(raw.data(), dtype, i)} - load_kv_value(exact.data(), DType::f32, a)));
             }
             for (int j = 0; j < cachegen::kBlockDims; ++j) {
               const uint64_t i = per_seg * sg + static_cast<uint64_t>(t) * row + c0 + j;
-              const double x = value_of(raw.data(), dtype, i);
-              const double y = value_of(exact.data(), DType::f32, i);
+              const double x = load_kv_value(raw.data(), dtype, i);
+              const double y = load_kv_value(exact.data(), DType::f32, i);
               // Anchors: the int8 codec's bound with the group's amax (>= this block's).
               const double bound = t == anchor ? 0.5 * (amax * 8 / 127.0) * (1 + 0x1p-10) + 0x1p-24 + std::fabs(y) * 0x1p-23
                                                : 0.5 * (dmax / qmax * (1 + 0x1p-10) + 0x1p-24) + std::fabs(y) * 0x1p-22;
@@ -259,7 +248,7 @@ TEST(KvCodec, CachegenRoundTripErrorBounds) {
         }
       }
       for (size_t i = 0; i < raw.size() / dtype_bytes(dtype); ++i) {
-        const double x = value_of(raw.data(), dtype, i), y = value_of(decoded.data(), dtype, i);
+        const double x = load_kv_value(raw.data(), dtype, i), y = load_kv_value(decoded.data(), dtype, i);
         diff2 += (x - y) * (x - y);
         ref2 += x * x;
       }
