@@ -15,6 +15,7 @@
 #include "loaders/kv_codec_cachegen.hpp"
 #include "loaders/load_pipeline.hpp"
 #include "loaders/mem_source.hpp"
+#include "pipeline_harness.hpp"
 #include "source_harness.hpp"
 #include "store_fixture.hpp"
 
@@ -28,6 +29,8 @@
 namespace cake {
 namespace {
 
+using test::Claimer;
+using test::Reports;
 using test::Seeded;
 using test::TempDir;
 
@@ -345,20 +348,6 @@ struct HostCache {
       std::memset(tensors.back().data(), static_cast<int>(kPoison), tensors.back().size());
       (l % 2 == 0 ? view.k : view.v).push_back(tensors.back().data());
     }
-  }
-};
-
-struct Reports {
-  std::map<int, LoadedChunk> by_chunk;
-  void operator()(const LoadedChunk& c) { by_chunk.emplace(c.chunk, c); }
-};
-
-struct Claimer {
-  std::vector<int> order;
-  size_t next = 0;
-  std::optional<int> operator()() {
-    if (next >= order.size()) return std::nullopt;
-    return order[next++];
   }
 };
 

@@ -10,6 +10,7 @@
 #include "loaders/load_pipeline.hpp"
 #include "loaders/mem_source.hpp"
 #include "loaders/throttle.hpp"
+#include "pipeline_harness.hpp"
 #include "source_harness.hpp"
 #include "store_fixture.hpp"
 
@@ -22,6 +23,8 @@
 namespace cake {
 namespace {
 
+using test::Claimer;
+using test::Reports;
 using test::Seeded;
 using test::TempDir;
 
@@ -67,25 +70,6 @@ StoreHeader random_shape(std::mt19937_64& rng) {
   return test::make_header(1 + static_cast<int>(rng() % 3), 1 + static_cast<int>(rng() % 3), 32,
                            (rng() & 1) ? DType::f32 : DType::bf16, tokens, chunk_tokens, rng());
 }
-
-// Claims from a list; stops after `limit` chunks.
-struct Claimer {
-  std::vector<int> order;
-  size_t next = 0;
-  size_t limit;
-  std::optional<int> operator()() {
-    if (next >= order.size() || next >= limit) return std::nullopt;
-    return order[next++];
-  }
-};
-
-struct Reports {
-  std::map<int, LoadedChunk> by_chunk;
-  int duplicates = 0;
-  void operator()(const LoadedChunk& c) {
-    if (!by_chunk.emplace(c.chunk, c).second) ++duplicates;
-  }
-};
 
 enum class Kind { file, file_reader_threads, file_whole_chunks, file_throttled, mem };
 
