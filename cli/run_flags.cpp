@@ -250,8 +250,8 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   s.store_dir = f.store_dir;
   // A CPU request takes milliseconds and shares its cores with everything else on the machine, so its
   // median needs more samples before cake/best and cake/oracle mean something; a GPU point takes seconds.
-  s.repeat = f.repeat != -1 ? f.repeat : (r.gpu ? 3 : 5);
-  if (f.repeat == -1) r.notes.push_back(cat("repeat: ", s.repeat, " (default for a ", r.gpu ? "GPU" : "CPU", " run)"));
+  s.repeat = f.repeat.value_or(r.gpu ? 3 : 5);
+  if (!f.repeat) r.notes.push_back(cat("repeat: ", s.repeat, " (default for a ", r.gpu ? "GPU" : "CPU", " run)"));
   s.warmup = f.warmup;
   s.verify = parse_verify_level(f.verify);
   s.staging_slots = f.staging_slots;

@@ -38,7 +38,7 @@ struct RunFlags {
   double time_scale = 1.0;
   std::string bandwidth_trace;   // the older spelling of --bandwidth trace:FILE
   std::string store_dir = "./cake-store";
-  int repeat = -1;  // -1: not given, the backend's default (resolve_run_flags)
+  std::optional<int> repeat;  // not given: the backend's default (resolve_run_flags)
   int warmup = 1;
   uint64_t seed = 1;
   std::string verify = "full";
