@@ -5,6 +5,7 @@
 
 #include "common/crc32c.hpp"
 #include "common/error.hpp"
+#include "common/load_lane_work.hpp"
 
 namespace cake {
 
@@ -60,7 +61,10 @@ void ChecksumPool::work() {
     Job job = jobs_.front();
     jobs_.pop_front();
     lock.unlock();
-    job.piece.crc = crc32c(job.data, job.piece.bytes);
+    {
+      LoadLaneWork busy;
+      job.piece.crc = crc32c(job.data, job.piece.bytes);
+    }
     lock.lock();
     done_.push_back(job.piece);
     piece_done_.notify_all();

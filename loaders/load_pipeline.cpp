@@ -11,6 +11,7 @@
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
+#include "common/load_lane_work.hpp"
 #include "loaders/aligned_buffer.hpp"
 #include "loaders/checksum_pool.hpp"
 #include "loaders/chunk_decoder.hpp"
@@ -335,6 +336,7 @@ void LoadPipeline::Impl::copy_bytes(int chunk, const ChunkEntry& entry, const st
     std::byte* dst = target.segment_ptr(segment, entry.first_token) + within;
     const std::byte* from = src + (at - offset);
     if (target.memory == MemoryKind::host) {
+      LoadLaneWork busy;
       std::memcpy(dst, from, n);
     } else {
 #if defined(CAKE_HAVE_CUDA)

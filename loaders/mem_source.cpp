@@ -9,6 +9,7 @@
 
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
+#include "common/load_lane_work.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/units.hpp"
@@ -144,8 +145,11 @@ std::vector<ChunkRead> MemSource::reap(bool wait) {
       booked_ready_ns_.pop_front();
     }
     if (job.copied == 0) job.record.first_byte_ns = now_ns();
-    std::memcpy(job.dst + job.copied, data_.data() + entry.offset + job.copied, piece);
-    job.crc = crc32c(job.dst + job.copied, piece, job.crc);
+    {
+      LoadLaneWork busy;
+      std::memcpy(job.dst + job.copied, data_.data() + entry.offset + job.copied, piece);
+      job.crc = crc32c(job.dst + job.copied, piece, job.crc);
+    }
     job.copied += piece;
     if (job.copied < entry.bytes) continue;
     std::string problem = checksum_problem(entry, job.crc, job.record.chunk, path_);

@@ -6,6 +6,7 @@
 
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
+#include "common/load_lane_work.hpp"
 #include "common/error.hpp"
 #include "common/uring.hpp"
 #include "loaders/throttle.hpp"
@@ -147,6 +148,10 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
       if (due > from) sleep_until_ns(due);
       stats.throttle_ns += now_ns() - from;
     }
+    // Reading and checksumming this request, not the throttle's wait above. Out of tmpfs or the
+    // page cache the read is this core's copy; from a disk (O_DIRECT) it is partly a wait for the
+    // device, which is counted as work too (it keeps the CPU backend a core narrower meanwhile).
+    LoadLaneWork busy;
     const int64_t read_from = now_ns();
     if (out.first_byte_ns == 0) out.first_byte_ns = read_from;
     uint64_t got = 0;

@@ -6,6 +6,7 @@
 
 #include "common/crc32c.hpp"
 #include "common/error.hpp"
+#include "common/load_lane_work.hpp"
 #include "common/uring.hpp"
 #include "loaders/store_format.hpp"
 
@@ -64,6 +65,7 @@ void ReaderCrew::work(Ring& ring) {
 // One read, inline on this thread's ring (the kernel copies on this core when the data is in
 // memory), repeated over short reads; then the CRC of its payload bytes, still in cache.
 ReadDone ReaderCrew::read_one(Ring& ring, const ReadJob& job) {
+  LoadLaneWork busy;  // the crew's reads are not throttled here (the lane books them before)
   ReadDone d;
   d.job = job;
   while (d.bytes_read < job.bytes) {

@@ -53,7 +53,7 @@ void validate_options(const ModelConfig& model, const BackendOptions& options) {
 class CpuBackend final : public ComputeBackend {
  public:
   CpuBackend(const ModelConfig& model, const BackendOptions& options, const CpuBackendOptions& cpu_options)
-      : model_(model), options_(options), pool_(options.cpu_threads) {
+      : model_(model), options_(options), pool_(options.cpu_threads, cpu::ThreadPool::LoadLane::share_cores) {
     const int64_t capacity = options.max_context_tokens;
     const size_t tensor_bytes = static_cast<size_t>(capacity) * model.kv_heads * model.head_dim * sizeof(float);
     const uint64_t kv_bytes = 2ull * model.layers * tensor_bytes;

@@ -15,6 +15,7 @@
 
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
+#include "common/load_lane_work.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "loaders/net/protocol.hpp"
@@ -123,7 +124,11 @@ struct TcpSource::Impl {
       while (got < slice_end) {
         // Data already queued is taken without a poll; the poll (deadline, stop) only when none is.
         if (now_ns() >= deadline_ns) return cat("timed out after ", got, " of ", n, " bytes");
-        const ssize_t r = ::recv(c.sock.get(), dst + got, slice_end - got, MSG_DONTWAIT);
+        ssize_t r = 0;
+        {
+          LoadLaneWork busy;  // the kernel's copy out of the socket; not the poll below
+          r = ::recv(c.sock.get(), dst + got, slice_end - got, MSG_DONTWAIT);
+        }
         if (r < 0) {
           if (errno == EINTR) continue;
           if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -133,7 +138,10 @@ struct TcpSource::Impl {
           return cat("recv: ", errno_text(errno), " after ", got, " of ", n, " bytes");
         }
         if (r == 0) return cat("server closed the connection after ", got, " of ", n, " bytes");
-        if (crc) *crc = crc32c(dst + got, static_cast<size_t>(r), *crc);
+        if (crc) {
+          LoadLaneWork busy;
+          *crc = crc32c(dst + got, static_cast<size_t>(r), *crc);
+        }
         got += static_cast<size_t>(r);
       }
     }

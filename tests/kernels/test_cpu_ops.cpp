@@ -1,5 +1,11 @@
 // Each CPU op against a direct float64 computation on fresh random inputs.
+#include <atomic>
 #include <bit>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -7,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.hpp"
+#include "common/load_lane_work.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "tests/kernels/test_support.hpp"
@@ -343,6 +350,54 @@ TEST(CpuThreadPool, RunsEveryTaskOnceAndRethrows) {
   pool.parallel_for(8, [&](int64_t) { pool.parallel_for(3, [&](int64_t) { nested.fetch_add(1); }); });
   EXPECT_EQ(nested.load(), 24);
   EXPECT_THROW(cpu::ThreadPool(-1), UsageError);
+}
+
+// Distinct threads that ran the tasks of one parallel_for; each task waits until `rendezvous`
+// threads have arrived (or 10 s), so a pool that can use that many threads shows them all.
+std::set<std::thread::id> threads_of_one_step(cpu::ThreadPool& pool, int64_t tasks, int rendezvous) {
+  std::mutex mutex;
+  std::condition_variable arrived;
+  std::set<std::thread::id> ids;
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(tasks));
+  pool.parallel_for(tasks, [&](int64_t i) {
+    hits[static_cast<size_t>(i)].fetch_add(1);
+    std::unique_lock lock(mutex);
+    ids.insert(std::this_thread::get_id());
+    arrived.notify_all();
+    arrived.wait_for(lock, std::chrono::seconds(10), [&] { return static_cast<int>(ids.size()) >= rendezvous; });
+  });
+  for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(hits[i].load(), 1) << i;
+  return ids;
+}
+
+TEST(CpuThreadPool, LeavesACoreToEachWorkingLoadLaneThread) {
+  cpu::ThreadPool pool(4, cpu::ThreadPool::LoadLane::share_cores);
+  cpu::ThreadPool selfish(4);  // the default: ignores the load lane
+  ASSERT_EQ(load_lane_threads_working(), 0);
+  EXPECT_EQ(pool.width_now(), 4);
+  EXPECT_EQ(threads_of_one_step(pool, 64, 4).size(), 4u);
+  {
+    LoadLaneWork reader, lane;
+    EXPECT_EQ(load_lane_threads_working(), 2);
+    EXPECT_EQ(pool.width_now(), 2);
+    EXPECT_EQ(selfish.width_now(), 4);
+    // One worker takes part beside the caller (a rendezvous of 2 is met without waiting out 10 s).
+    const auto ids = threads_of_one_step(pool, 64, 2);
+    EXPECT_LE(ids.size(), 2u);
+    {
+      LoadLaneWork a, b, c;  // more working threads than the pool has cores: the caller alone
+      EXPECT_EQ(pool.width_now(), 1);
+      const auto alone = threads_of_one_step(pool, 16, 1);
+      ASSERT_EQ(alone.size(), 1u);
+      EXPECT_EQ(*alone.begin(), std::this_thread::get_id());
+    }
+  }
+  EXPECT_EQ(load_lane_threads_working(), 0);
+  // Every worker comes back once the load lane waits again, including those that slept through.
+  EXPECT_EQ(threads_of_one_step(pool, 64, 4).size(), 4u);
+  const auto steps = pool.steps();
+  EXPECT_EQ(steps.parallel, 4u);
+  EXPECT_EQ(steps.narrowed, 2u);
 }
 
 }  // namespace

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Round 4 on the GPU machine (issues 13 and 12): stages run in the order given, each echoed and timed.
+#   host     what bounds the file source on this host: CPU, caches, THP, the tmpfs mount
+#   staging  calibrate file:/dev/shm unthrottled across staging sizes, piece sizes, request sizes and
+#            reader counts (same binary, same store), each beside the same-run pinned copy rate and
+#            the plain O_DIRECT reader
+#
+# Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders test_engine test_kernels_gpu
+#       cake_bench_micro" CARRY_DIR=.carry-r4 scripts/device_pack.sh
+# There (device tool, carry [".carry-r4"]): bash .carry-r4/scripts/device_round4.sh STAGE...
+# Logs and run folders come back in $OUT (log.txt and one .tgz per stage: at most 8 files).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+CARRY=${CARRY:-$(dirname "$HERE")}
+OUT=${OUT:-/tmp/cake-r4-out}
+mkdir -p "$OUT"
+CUDNN_LIB_DIR=${CUDNN_LIB_DIR:-/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib}
+export LD_LIBRARY_PATH=$CARRY/lib:$CUDNN_LIB_DIR:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+B=$CARRY/bin/cake-bench
+RES=/tmp/cake-r4
+SHM=/dev/shm/cake
+CAL=$SHM/cal
+mkdir -p "$RES" "$SHM"
+source "$HERE/device_lib.sh"
+
+echo "commit: $(cat "$CARRY/commit" 2>/dev/null)"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
+echo "cores: $(nproc)"; free -g | head -2; df -h /dev/shm | tail -1
+
+host() {
+  run lscpu
+  run grep -E 'MemTotal|Hugepages|AnonHuge|ShmemHuge' /proc/meminfo
+  run cat /sys/kernel/mm/transparent_hugepage/enabled /sys/kernel/mm/transparent_hugepage/shmem_enabled
+  run grep -E ' /dev/shm | /tmp ' /proc/mounts
+}
+
+staging() {
+  mkdir -p "$RES/staging"
+  local name args
+  while read -r name args; do
+    [[ -z "$name" ]] && continue
+    # shellcheck disable=SC2086
+    run timeout 90 "$B" calibrate --store "$CAL" --size 4GiB --source file --repeat 3 --no-fio $args \
+      --json-out "$RES/staging/$name.json"
+  done <<'LIST'
+default
+s32m-p1m      --staging-size 32MiB --piece-size 1MiB
+s64m-p2m      --staging-size 64MiB --piece-size 2MiB
+s64m-p4m      --staging-size 64MiB --piece-size 4MiB
+s256m-p4m     --staging-size 256MiB --piece-size 4MiB
+s512m-p8m     --staging-size 512MiB --piece-size 8MiB
+r256k         --request-size 256KiB
+r4m           --request-size 4MiB
+t8            --reader-threads 8
+t12           --reader-threads 12
+LIST
+  rm -rf "$CAL"
+  pack staging
+}
+
+for stage in "$@"; do
+  case "$stage" in
+    host|staging) "$stage" ;;
+    *) echo "device_round4: unknown stage $stage"; status=1 ;;
+  esac
+done
+echo "device_round4: overall status $status"
+exit $status
