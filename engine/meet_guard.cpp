@@ -5,7 +5,7 @@
 
 namespace cake {
 
-MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk) {
+MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk, int64_t now_ns) {
   // Until the load lane has delivered a chunk its pace is unknown: it commits one chunk blind, no
   // more (measured on an H100 at 1 Gbps, 32K context, 1024-token chunks: each blind chunk costs
   // over a second, and two blind claims made Cake 30% slower than compute-only).
@@ -14,10 +14,31 @@ MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk) {
   // The load lane's pace: chunks delivered so far over the time since t0 (pipeline fill included).
   const double load_ns_per_chunk = static_cast<double>(s.load_last_done_ns) / s.load_done;
   const double load_eta_ns = (s.load_in_flight + 1) * load_ns_per_chunk;
-  // The compute lane's: its last run's time per chunk for every chunk up to and including `chunk`.
-  // Chunks only get dearer with position, so this errs toward handing the chunk to the compute lane.
-  const double compute_eta_ns = static_cast<double>(chunk - s.compute_next + 1) * s.compute_chunk_ns;
+  // The compute lane's: every chunk from the one it is on up to and including `chunk`, each at its
+  // own cost, less what it has done of its run in progress. With the last run's pace for all of
+  // them (round 3), chunks near the meet were taken for cheaper than they are, and the load lane
+  // stopped a chunk early: at 2 Gbps on the H200 it then idled 620 ms at the meet and Cake took
+  // 1.04x the oracle (results/h200/round3).
+  double compute_eta_ns = 0;
+  for (int i = s.compute_next; i <= chunk; ++i) compute_eta_ns += compute_chunk_cost_ns(s, i);
+  if (s.compute_run_count > 0) {
+    double run_ns = 0;
+    for (int i = s.compute_next; i < s.compute_next + s.compute_run_count; ++i) run_ns += compute_chunk_cost_ns(s, i);
+    compute_eta_ns -= std::clamp(static_cast<double>(now_ns - s.compute_run_start_ns), 0.0, run_ns);
+  }
   return compute_eta_ns < load_eta_ns ? Verdict::stop : Verdict::claim;
+}
+
+double MeetGuard::compute_chunk_cost_ns(const State& s, int chunk) {
+  if (s.compute_chunk_ns <= 0) return 0;
+  const double spread = s.fit_w * s.fit_xx - s.fit_x * s.fit_x;  // w^2 times the variance of the index
+  if (s.fit_w <= 0 || spread <= 1e-9 * s.fit_w * s.fit_w) return s.compute_chunk_ns;
+  // A line that falls (a first run slowed by a warm-up, or by the load lane's work on the CPU's
+  // cores) says nothing about the chunks ahead: the last run's pace then, as before.
+  const double slope = (s.fit_w * s.fit_xy - s.fit_x * s.fit_y) / spread;
+  if (slope <= 0) return s.compute_chunk_ns;
+  const double intercept = (s.fit_y - slope * s.fit_x) / s.fit_w;
+  return std::max(s.compute_chunk_ns, intercept + slope * chunk);
 }
 
 MeetGuard::Takeover MeetGuard::judge_takeover(const State& s, int64_t now_ns, int unclaimed) {
@@ -87,6 +108,13 @@ void MeetGuard::compute_finished(int first, int count, int64_t duration_ns) {
     s_.compute_run_count = 0;
     s_.compute_chunk_ns = static_cast<double>(duration_ns) / std::max(count, 1);
     s_.compute_done += count;
+    const double w = std::max(count, 1);
+    const double x = first + (count - 1) / 2.0;
+    s_.fit_w += w;
+    s_.fit_x += w * x;
+    s_.fit_xx += w * x * x;
+    s_.fit_y += w * s_.compute_chunk_ns;
+    s_.fit_xy += w * x * s_.compute_chunk_ns;
     ++compute_news_seq_;
   }
   compute_news_.notify_all();
@@ -124,9 +152,9 @@ void MeetGuard::load_finished(int64_t now_ns) {
   s_.load_last_done_ns = now_ns - t0_ns_;
 }
 
-MeetGuard::Verdict MeetGuard::judge(int chunk) const {
+MeetGuard::Verdict MeetGuard::judge(int chunk, int64_t now_ns) const {
   std::lock_guard lock(mutex_);
-  return judge(s_, chunk);
+  return judge(s_, chunk, now_ns - t0_ns_);
 }
 
 MeetGuard::Takeover MeetGuard::judge_takeover(int64_t now_ns, int unclaimed) const {

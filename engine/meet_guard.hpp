@@ -40,6 +40,10 @@ class MeetGuard {
     int64_t compute_progress_ns = 0;   // when it was reported
     double compute_chunk_ns = 0;       // per chunk, of its last finished run (0: none finished yet)
     int compute_done = 0;              // chunks it finished
+    // Least-squares sums over its finished runs of (chunk index, ns a chunk): each run counts at
+    // its middle chunk, weighted by its chunks. A chunk attends to every token before it, so its
+    // cost grows with its index: cost(i) = a + b i (compute_chunk_cost_ns).
+    double fit_w = 0, fit_x = 0, fit_xx = 0, fit_y = 0, fit_xy = 0;
     // Load lane.
     int load_in_flight = 0;
     int load_done = 0;
@@ -49,8 +53,14 @@ class MeetGuard {
   enum class Verdict { claim, later, stop };
   // stop: the compute lane, at its pace, would finish `chunk` before the load lane could deliver
   // it. later: the load lane has not delivered anything yet and already holds a chunk: it commits
-  // one chunk blind, no more, until its pace is known.
-  static Verdict judge(const State& s, int chunk);
+  // one chunk blind, no more, until its pace is known. `now_ns` (since t0) tells how far the
+  // compute lane's run in progress has come.
+  static Verdict judge(const State& s, int chunk, int64_t now_ns);
+
+  // What the compute lane will take for chunk `chunk`, from the line fitted to its finished runs
+  // (never cheaper than its last run's chunks: chunks only get dearer with their index); its last
+  // run's pace while the runs it finished sit at one index or the line falls. 0 when it finished none.
+  static double compute_chunk_cost_ns(const State& s, int chunk);
 
   enum class Takeover { take, leave, unknown };
   // Should the load lane take over the compute lane's run in progress (and the compute lane stand
@@ -74,7 +84,7 @@ class MeetGuard {
   void load_claimed();
   void load_finished(int64_t now_ns);
 
-  Verdict judge(int chunk) const;
+  Verdict judge(int chunk, int64_t now_ns) const;
   Takeover judge_takeover(int64_t now_ns, int unclaimed) const;
   int run_length(int unclaimed, int max_chunks) const;
   // The compute lane's run in progress, if any.

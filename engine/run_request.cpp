@@ -150,7 +150,7 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
       return next_taken_over();
     }
     if (const std::optional<int> next = claims.peek_for_load()) {
-      const MeetGuard::Verdict verdict = guard.judge(*next);
+      const MeetGuard::Verdict verdict = guard.judge(*next, now_ns());
       if (verdict == MeetGuard::Verdict::stop) return std::nullopt;
       if (verdict == MeetGuard::Verdict::later) return LoadPipeline::kClaimLater;
       const std::optional<int> chunk = claims.claim_for_load();

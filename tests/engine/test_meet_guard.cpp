@@ -44,7 +44,7 @@ MeetGuard::Verdict judge_after(const JudgeCase& c) {
       case Report::load_finished: guard.load_finished(kT0Ns + static_cast<int64_t>(r.ms * kMs)); break;
     }
   }
-  return guard.judge(c.chunk);
+  return guard.judge(c.chunk, kT0Ns);  // no time has passed since the last compute_started
 }
 
 const char* name_of(MeetGuard::Verdict v) {
@@ -59,7 +59,8 @@ const char* name_of(MeetGuard::Verdict v) {
 using R = Report;
 using V = MeetGuard::Verdict;
 
-// Paces: compute_eta = (chunk - compute_next + 1) * last compute duration;
+// Paces: compute_eta = the cost of every chunk from compute_next to `chunk`, each the last compute
+// duration while the measured chunks do not show it growing with the index (else the fitted line);
 // load_eta = (in flight + 1) * (last load finish - t0) / loads finished. stop iff compute_eta < load_eta.
 const std::vector<JudgeCase> kJudgeCases = {
     {"nothing reported yet: the first chunk is claimed blind", {}, 31, V::claim},
@@ -86,7 +87,7 @@ const std::vector<JudgeCase> kJudgeCases = {
     {"... so chunk 11 (110 ms of compute) is still the load lane's",
      {{R::load_claimed}, {R::load_finished, 0, 250}, {R::load_claimed}, {R::load_finished, 0, 270},
       {R::load_claimed}, {R::load_finished, 0, 300}, {R::compute_started, 0}, {R::compute_finished, 0, 10}}, 11, V::claim},
-    {"the compute pace is its last chunk, not the mean (10 ms then 40 ms)",
+    {"chunks dearer with their index (10 ms then 40 ms): chunks 2-4 take 70 + 100 + 130 ms",
      {{R::load_claimed}, {R::load_finished, 0, 100}, {R::compute_started, 0}, {R::compute_finished, 0, 10},
       {R::compute_started, 1}, {R::compute_finished, 1, 40}}, 4, V::claim},
     {"compute_started moves the compute lane's position: from chunk 3, chunk 5 is 30 ms away",

@@ -2,6 +2,8 @@
 // (The engine tests exercise the same decisions through real threads and clocks.)
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "engine/meet_guard.hpp"
 
 using namespace cake;
@@ -46,8 +48,60 @@ TEST(MeetGuard, JudgeCommitsOneBlindChunkThenComparesPaces) {
   for (const Case& c : cases) {
     State s = c.state;
     s.load_in_flight = c.in_flight;
-    EXPECT_EQ(MeetGuard::judge(s, c.chunk), c.expected) << c.what;
+    EXPECT_EQ(MeetGuard::judge(s, c.chunk, 0), c.expected) << c.what;
   }
+}
+
+namespace {
+// The compute lane finished one-chunk runs 0..ms.size()-1, taking ms[i] for chunk i.
+State with_runs(const std::vector<double>& ms) {
+  State s;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    const double ns = ms[i] * kMs;
+    s.fit_w += 1;
+    s.fit_x += static_cast<double>(i);
+    s.fit_xx += static_cast<double>(i * i);
+    s.fit_y += ns;
+    s.fit_xy += static_cast<double>(i) * ns;
+    s.compute_chunk_ns = ns;
+  }
+  s.compute_done = static_cast<int>(ms.size());
+  s.compute_next = s.compute_done;
+  return s;
+}
+}  // namespace
+
+TEST(MeetGuard, ChunksGetDearerWithTheirIndex) {
+  // 10, 12, 14, 16 ms: chunk i costs 10 + 2 i.
+  State s = with_runs({10, 12, 14, 16});
+  EXPECT_DOUBLE_EQ(MeetGuard::compute_chunk_cost_ns(s, 4), 18.0 * kMs);
+  EXPECT_DOUBLE_EQ(MeetGuard::compute_chunk_cost_ns(s, 9), 28.0 * kMs);
+  EXPECT_DOUBLE_EQ(MeetGuard::compute_chunk_cost_ns(s, 2), 16.0 * kMs);  // never below the last run
+  // Load: one chunk delivered at 120 ms. Chunk 9 from chunk 4: 18 + 20 + ... + 28 = 138 ms, later
+  // than the load lane's 120: claim (at the last chunk's 16 ms it would be 96 ms: stop).
+  s.load_done = 1;
+  s.load_last_done_ns = 120 * kMs;
+  EXPECT_EQ(MeetGuard::judge(s, 9, 0), MeetGuard::Verdict::claim);
+  // Chunk 7 from chunk 4: 18 + 20 + 22 + 24 = 84 ms: stop.
+  EXPECT_EQ(MeetGuard::judge(s, 7, 0), MeetGuard::Verdict::stop);
+  // The run in progress on chunk 4 (18 ms) started at 100 ms; the load lane needs 121 ms. Chunk 9
+  // is 138 ms away at 100 ms (claim), 122 at 116 ms (claim), 120 at 118 ms (stop).
+  s.compute_run_count = 1;
+  s.compute_run_start_ns = 100 * kMs;
+  s.load_last_done_ns = 121 * kMs;
+  EXPECT_EQ(MeetGuard::judge(s, 9, 100 * kMs), MeetGuard::Verdict::claim);
+  EXPECT_EQ(MeetGuard::judge(s, 9, 116 * kMs), MeetGuard::Verdict::claim);
+  EXPECT_EQ(MeetGuard::judge(s, 9, 118 * kMs), MeetGuard::Verdict::stop);
+  // No more than the run's own cost is taken off, however long it has run: 120 ms against 119.
+  s.load_last_done_ns = 119 * kMs;
+  EXPECT_EQ(MeetGuard::judge(s, 9, 10'000 * kMs), MeetGuard::Verdict::claim);
+
+  // A falling line (a slow first chunk) is not extrapolated: the last run's pace.
+  const State falling = with_runs({30, 10, 10});
+  EXPECT_DOUBLE_EQ(MeetGuard::compute_chunk_cost_ns(falling, 20), 10.0 * kMs);
+  // One measured chunk: its pace.
+  EXPECT_DOUBLE_EQ(MeetGuard::compute_chunk_cost_ns(with_runs({7}), 20), 7.0 * kMs);
+  EXPECT_DOUBLE_EQ(MeetGuard::compute_chunk_cost_ns(State{}, 3), 0.0);
 }
 
 TEST(MeetGuard, TakeOverWhenTheLoadLaneAloneFinishesFirst) {
