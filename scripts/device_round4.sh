@@ -4,6 +4,12 @@
 #   staging  calibrate file:/dev/shm unthrottled across staging sizes, piece sizes, request sizes and
 #            reader counts (same binary, same store), each beside the same-run pinned copy rate and
 #            the plain O_DIRECT reader
+#   checks   every loader test, the GPU engine (every mode bit-exact with compute-only), GPU kernels
+#   sweep32  llama-3-8b 32K, compute/io/cake/oracle at 1-400 Gbps (x2) + unlimited, mem and file,
+#            two repetitions (round 3 had one): the meet guard's cost line (issue 12)
+#   sweep64  llama-3-8b 64K, the same at 16-400 Gbps + unlimited, two repetitions
+#   cpu2     the README's first command (CPU backend, tiny, 2K, chunk 128) on two of this host's
+#            cores (taskset), five times: a second idle machine beside the dev box's runs
 #
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders test_engine test_kernels_gpu
 #       cake_bench_micro" CARRY_DIR=.carry-r4 scripts/device_pack.sh
@@ -58,9 +64,37 @@ LIST
   pack staging
 }
 
+checks() {
+  run timeout 150 "$CARRY/bin/test_loaders"
+  run timeout 90 "$CARRY/bin/test_engine" --gtest_filter='GpuEngine.*:MeetGuard*'
+  run timeout 120 "$CARRY/bin/test_kernels_gpu"
+}
+
+sweep32() {
+  run timeout 590 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --store "$SHM" --bandwidth 1gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
+    --out "$RES/sweep32k"
+  pack sweep32k
+}
+
+sweep64() {
+  run timeout 590 "$B" run --quiet --context 64k --suffix 128 --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --store "$SHM" --bandwidth 16gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
+    --out "$RES/sweep64k-high"
+  pack sweep64k-high
+}
+
+cpu2() {
+  mkdir -p "$RES/cpu2"
+  for i in 1 2 3 4 5; do
+    run timeout 120 taskset -c 2,3 "$B" run --quiet --backend cpu --out "$RES/cpu2/run$i" --store /tmp/cake-cpu2-store
+  done
+  pack cpu2
+}
+
 for stage in "$@"; do
   case "$stage" in
-    host|staging) "$stage" ;;
+    host|staging|checks|sweep32|sweep64|cpu2) "$stage" ;;
     *) echo "device_round4: unknown stage $stage"; status=1 ;;
   esac
 done
