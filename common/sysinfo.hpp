@@ -53,6 +53,10 @@ struct SystemInfo {
 };
 
 SystemInfo probe_system();
+
+// Cores this process may run on: the affinity mask (taskset, containers), not the machine's
+// hardware_concurrency; at least 1. Thread pools and reader counts are sized from it.
+int available_cores();
 CudaInfo probe_cuda();
 // Creates `dir` if needed (nothing else); probes O_DIRECT with a temporary file it removes.
 StorageInfo probe_storage(const std::string& dir);

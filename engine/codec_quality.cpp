@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/error.hpp"
+#include "common/sysinfo.hpp"
 #include "loaders/kv_codec.hpp"
 
 #if defined(CAKE_HAVE_CUDA)
@@ -58,7 +59,7 @@ KvRelError kv_rel_error(const KvCacheView& view, const KvHostCopy& reference) {
     got[static_cast<size_t>(s)].resize(bytes);
     copy_out(view, s, bytes, got[static_cast<size_t>(s)].data());
   }
-  const int threads = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 64u));
+  const int threads = std::min(available_cores(), 64);
   auto work = [&](int first) {
     for (int s = first; s < segments; s += threads) {
       const std::byte* a = got[static_cast<size_t>(s)].data();

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 
 #include "common/error.hpp"
+#include "common/sysinfo.hpp"
 #include "common/fd.hpp"
 #include "engine/kv_snapshot.hpp"
 #include "loaders/store_file.hpp"
@@ -52,7 +53,7 @@ StoreHeader write_store_from_view(const KvCacheView& view, const StoreKey& key, 
   StoreWriter writer(path, header);
   std::vector<std::byte> buffer(view.chunk_bytes(key.chunk_tokens));
   std::vector<std::byte> encoded;
-  const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = available_cores();
   for (size_t i = 0; i < header.chunks.size(); ++i) {
     const ChunkEntry& e = header.chunks[i];
     const std::span<std::byte> payload(buffer.data(), view.chunk_bytes(e.tokens));

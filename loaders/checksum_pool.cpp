@@ -5,6 +5,7 @@
 
 #include "common/crc32c.hpp"
 #include "common/error.hpp"
+#include "common/sysinfo.hpp"
 #include "common/load_lane_work.hpp"
 
 namespace cake {
@@ -25,7 +26,7 @@ ChecksumPool::~ChecksumPool() {
 }
 
 int ChecksumPool::default_workers() {
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = available_cores();
   return std::clamp(cores / 2, 1, 8);
 }
 

@@ -15,6 +15,7 @@
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
 #include "common/error.hpp"
+#include "common/sysinfo.hpp"
 #include "common/units.hpp"
 #include "loaders/chunk_checksum.hpp"
 #include "loaders/store_file.hpp"
@@ -44,7 +45,7 @@ FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* th
 int FileSource::default_reader_threads() {
   // On the 16-core H200 machine, with checksums on the readers: 8 threads 149 Gbps, 12 threads
   // 210-223, 14 threads 222 (results/h200/load-lane2); the lane's thread and one core stay free.
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = available_cores();
   return std::clamp(cores - 2, 1, 14);
 }
 

@@ -1,21 +1,13 @@
 #include "kernels/cpu/thread_pool.hpp"
 
-#include <sched.h>
 
 #include <algorithm>
 
 #include "common/error.hpp"
+#include "common/sysinfo.hpp"
 #include "common/load_lane_work.hpp"
 
 namespace cake::cpu {
-
-int available_cores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  // The affinity mask, not hardware_concurrency: containers and taskset restrict it.
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
 
 ThreadPool::ThreadPool(int threads, LoadLane load_lane) : load_lane_(load_lane) {
   if (threads < 0) throw UsageError(cat("CPU thread count must be >= 0 (0 = all cores), got ", threads));

@@ -63,7 +63,5 @@ class ThreadPool {
   std::vector<std::thread> workers_;
 };
 
-// Cores this process may run on (sched_getaffinity), at least 1.
-int available_cores();
 
 }  // namespace cake::cpu
