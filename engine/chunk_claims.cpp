@@ -24,9 +24,16 @@ std::optional<int> ChunkClaims::claim_for_compute() {
   return run->first;
 }
 
+bool ChunkClaims::load_backward_locked() const {
+  // Once the compute lane has stood down nothing meets in the middle: what is left goes front to
+  // back, the order a disk's read-ahead serves best (2-core dev box, ext4 on a virtual disk, O_DIRECT:
+  // 16 small chunks read backward took 0.57 ms each after a take-over, forward 0.31 ms in io-only).
+  return load_order_ == LoadOrder::back_to_front && !compute_stood_down_;
+}
+
 std::optional<int> ChunkClaims::claim_for_load() {
   std::lock_guard lock(mutex_);
-  if (load_order_ == LoadOrder::back_to_front) {
+  if (load_backward_locked()) {
     while (back_ >= front_ && owner_[static_cast<size_t>(back_)] != Lane::none) --back_;
     if (back_ < front_ || back_ < load_floor_) return std::nullopt;
     owner_[static_cast<size_t>(back_)] = Lane::load;
@@ -42,7 +49,7 @@ std::optional<int> ChunkClaims::claim_for_load() {
 
 std::optional<int> ChunkClaims::peek_for_load() const {
   std::lock_guard lock(mutex_);
-  if (load_order_ == LoadOrder::back_to_front) {
+  if (load_backward_locked()) {
     for (int i = back_; i >= front_ && i >= load_floor_; --i)
       if (owner_[static_cast<size_t>(i)] == Lane::none) return i;
     return std::nullopt;

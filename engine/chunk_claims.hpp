@@ -36,7 +36,8 @@ class ChunkClaims {
   bool finish_compute(Run run);
   // The load lane takes over a run the compute lane holds but has not finished (it abandons the run
   // at its next check), and the compute lane stands down: it claims nothing more, the load lane
-  // takes everything left. False when the compute lane finished the run or does not hold it.
+  // takes everything left, now front to back. False when the compute lane finished the run or does
+  // not hold it.
   bool take_over_from_compute(Run run);
   bool compute_stood_down() const;
   // Chunks neither lane holds.
@@ -49,6 +50,8 @@ class ChunkClaims {
   Lane owner(int chunk) const;
 
  private:
+  bool load_backward_locked() const;
+
   mutable std::mutex mutex_;
   std::vector<Lane> owner_;
   std::vector<bool> compute_done_;  // per chunk: the compute lane finished it (no take-over after)

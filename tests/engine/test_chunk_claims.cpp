@@ -72,7 +72,8 @@ TEST(ChunkClaims, ComputeRunsStopAtTheLoadLanesChunksAndTheLimit) {
 }
 
 TEST(ChunkClaims, TakeOverOnlyAnUnfinishedComputeRunThenComputeStandsDown) {
-  ChunkClaims claims(6, 6, 0, ChunkClaims::LoadOrder::back_to_front);
+  ChunkClaims claims(8, 8, 0, ChunkClaims::LoadOrder::back_to_front);
+  EXPECT_EQ(claims.claim_for_load(), 7);  // from the back while the lanes meet in the middle
   const auto first = claims.claim_run_for_compute(2);
   ASSERT_TRUE(first);
   EXPECT_TRUE(claims.finish_compute(*first));
@@ -87,8 +88,12 @@ TEST(ChunkClaims, TakeOverOnlyAnUnfinishedComputeRunThenComputeStandsDown) {
   EXPECT_EQ(claims.owner(2), Lane::load);
   EXPECT_EQ(claims.owner(3), Lane::load);
   EXPECT_FALSE(claims.finish_compute(*second));  // its copy no longer counts
-  EXPECT_FALSE(claims.claim_run_for_compute(2));  // stood down although chunks 4 and 5 are free
-  EXPECT_EQ(claims.claim_for_load(), 5);
+  EXPECT_FALSE(claims.claim_run_for_compute(2));  // stood down although chunks 4 to 6 are free
+  // Nothing meets in the middle any more: the rest goes front to back.
+  EXPECT_EQ(claims.peek_for_load(), 4);
   EXPECT_EQ(claims.claim_for_load(), 4);
+  EXPECT_EQ(claims.claim_for_load(), 5);
+  EXPECT_EQ(claims.claim_for_load(), 6);
   EXPECT_FALSE(claims.claim_for_load());
+  EXPECT_FALSE(claims.peek_for_load());
 }
