@@ -267,6 +267,14 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   if (f.staging_slots < 1 || f.staging_slots > 64) throw UsageError("--staging-slots must be 1 to 64");
   s.staging_bytes = parse_bytes(f.staging_size);
   s.checksum = parse_checksum_place(f.checksum);
+  if (s.checksum == ChecksumPlace::gpu && !r.gpu)
+    throw UsageError("--checksum gpu checks chunks in a KV cache on a GPU; this run's backend keeps it in host memory "
+                     "(use --checksum auto or cpu)");
+  if (s.checksum == ChecksumPlace::gpu)
+    for (const SourceSpec& spec : s.sources)
+      if (spec.kind != SourceSpec::Kind::file)
+        throw UsageError(cat("--checksum gpu applies to the file source's byte staging; source ", spec.text(),
+                             " checks on the CPU (use --checksum auto)"));
   s.piece_bytes = parse_bytes(f.piece_size);
   if (s.piece_bytes < 4096 || s.piece_bytes % 4096 != 0)
     throw UsageError(cat("--piece-size must be a positive multiple of 4 KiB, got ", f.piece_size));

@@ -476,6 +476,7 @@ void device_target(Kind kind, ChecksumPlace checksum = ChecksumPlace::automatic)
   view.head_dim = shape.head_dim;
   view.capacity_tokens = shape.key.token_count;
 #if !defined(CAKE_HAVE_CUDA)
+  (void)checksum;
   view.k.assign(static_cast<size_t>(shape.layers), nullptr);
   view.v.assign(static_cast<size_t>(shape.layers), nullptr);
   EXPECT_THROW(LoadPipeline(source, view, shape.key.chunk_tokens, {}), EnvironmentError);
