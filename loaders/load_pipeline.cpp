@@ -227,15 +227,6 @@ bool LoadPipeline::direct() const { return impl_->direct; }
 bool LoadPipeline::piece_staging() const { return impl_->piece_source != nullptr; }
 bool LoadPipeline::gpu_checksum() const { return impl_->gpu_verify; }
 
-const char* checksum_place_name(ChecksumPlace place) {
-  switch (place) {
-    case ChecksumPlace::automatic: return "auto";
-    case ChecksumPlace::cpu: return "cpu";
-    case ChecksumPlace::gpu: return "gpu";
-  }
-  return "?";
-}
-
 ChecksumPlace parse_checksum_place(const std::string& text) {
   if (text == "auto") return ChecksumPlace::automatic;
   if (text == "cpu") return ChecksumPlace::cpu;

@@ -3,7 +3,9 @@
 //   pinned staging pieces; the source's reader threads read pieces of the claimed chunks into free
 //   ones (several at once) and checksum them; each piece is copied into the cache as soon as it
 //   lands, and its staging piece is reused once its copy finished (CUDA event), so the copy of
-//   piece k overlaps the reads of k+1, k+2, ... (see PieceLedger).
+//   piece k overlaps the reads of k+1, k+2, ... (see PieceLedger). For a device cache the readers
+//   only read and a CRC-32C kernel checks each chunk in the cache behind its last copy
+//   (ChecksumPlace, crc32c_gpu.hpp).
 // - Other staged sources (tcp): the source reads chunk payloads into a ring of pinned staging
 //   buffers; each range is uploaded into the KV cache as soon as the source says it landed
 //   (cudaMemcpyAsync on a copy stream of its own for a device cache, memcpy for a host cache),
@@ -60,7 +62,6 @@ inline constexpr uint64_t kDefaultStagingBytes = 128ull << 20;
 //   automatic: gpu where it can run (a device cache and the file source's byte staging), cpu
 //        otherwise (host caches, mem, tcp, encoded stores: they keep their CPU checks).
 enum class ChecksumPlace { automatic, cpu, gpu };
-const char* checksum_place_name(ChecksumPlace place);
 // "auto", "cpu", "gpu"; throws UsageError otherwise.
 ChecksumPlace parse_checksum_place(const std::string& text);
 
