@@ -46,6 +46,7 @@ struct CalibrateArgs {
   std::string staging_size = "128MiB";
   std::string piece_size = "4MiB";
   int chunks_in_flight = 8;
+  std::string checksum = "auto";     // byte staging: where chunks are checksummed (auto, cpu, gpu)
 };
 
 // A throttled point whose achieved rate is under this share of its target measured the loader,
@@ -204,7 +205,11 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
                          {"reads", p.load.pipeline.wait_reads_ns / 1e6},
                          {"reads_with_copies", p.load.pipeline.wait_overlap_ns / 1e6},
                          {"copies", p.load.pipeline.wait_copies_ns / 1e6},
+                         {"gpu_checksums", p.load.pipeline.wait_verify_ns / 1e6},
                          {"run", p.load.pipeline.run_ns / 1e6}};
+    j["checksum"] = {{"where", p.load.pipeline.checksum},
+                     {"gpu_chunks", p.load.pipeline.gpu_checksums},
+                     {"gpu_kernel_ms", p.load.pipeline.gpu_checksum_ns / 1e6}};
     if (p.load.readers)
       j["readers_ms"] = {{"threads", p.load.readers->threads},
                          {"read", p.load.readers->read_ns / 1e6},
@@ -235,6 +240,7 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
   out["staging"] = args.staging;
   out["staging_size"] = args.staging_size;
   out["piece_size"] = args.piece_size;
+  out["checksum"] = args.checksum;
   out["chunks_in_flight"] = args.chunks_in_flight;
   out["repeat"] = args.repeat;
   out["points"] = pts;
@@ -277,6 +283,7 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
   pipeline.piece_staging = args.staging == "pieces";
   pipeline.staging_bytes = parse_bytes(args.staging_size);
   pipeline.piece_bytes = parse_bytes(args.piece_size);
+  pipeline.checksum = parse_checksum_place(args.checksum);
   if (pipeline.piece_bytes == 0 || pipeline.piece_bytes % 4096 != 0)
     throw UsageError(cat("--piece-size ", args.piece_size, " must be a positive multiple of 4 KiB"));
   const uint64_t size_bytes = parse_bytes(args.size);
@@ -388,6 +395,11 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--staging-size", args->staging_size, "Byte staging: bytes in flight (a pool of pinned pieces)")
       ->capture_default_str();
   cmd->add_option("--piece-size", args->piece_size, "Byte staging: one staging piece, a 4 KiB multiple")
+      ->capture_default_str();
+  cmd->add_option("--checksum", args->checksum,
+                  "Byte staging into a GPU KV cache: where each chunk's CRC-32C is checked. cpu: by the reader threads "
+                  "as bytes land; gpu: by a kernel over the chunk's bytes in the KV cache after its copies, so the "
+                  "readers only read; auto: gpu for the file source into a GPU cache, cpu otherwise")
       ->capture_default_str();
   cmd->add_option("--chunks-in-flight", args->chunks_in_flight, "Chunks claimed and not yet resident at once")
       ->capture_default_str();

@@ -221,6 +221,7 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r, const std::stri
           {"staging_slots", f.staging_slots},
           {"staging_bytes", r.sweep.staging_bytes},
           {"piece_bytes", r.sweep.piece_bytes},
+          {"checksum", f.checksum},
           {"tcp_pipeline", f.tcp_pipeline},
           {"tcp_connections", f.tcp_connections},
           {"compute_tokens", r.sweep.compute_tokens},

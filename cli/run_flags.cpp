@@ -110,6 +110,12 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
       ->capture_default_str();
   cmd->add_option("--piece-size", f.piece_size, "File source: one staging piece, uploaded as it lands (a 4 KiB multiple)")
       ->capture_default_str();
+  cmd->add_option("--checksum", f.checksum,
+                  "File source into a GPU KV cache: where each chunk's CRC-32C is checked. cpu: by the reader threads "
+                  "as bytes land; gpu: by a kernel over the chunk's bytes in the KV cache after its copies (the readers "
+                  "only read: they were the load lane's limit, ~20% of their time in the CRC); auto: gpu where that "
+                  "applies, cpu otherwise (host caches, mem and tcp sources, encoded stores)")
+      ->capture_default_str();
   cmd->add_option("--tcp-pipeline", f.tcp_pipeline, "Chunk requests in flight per TCP connection")->capture_default_str();
   cmd->add_option("--tcp-connections", f.tcp_connections,
                   "TCP connections per TCP source, 1-64: one stream is bound by one core receiving and checksumming "
@@ -260,6 +266,15 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   s.shared_throttle = f.tp_throttle == "shared";
   if (f.staging_slots < 1 || f.staging_slots > 64) throw UsageError("--staging-slots must be 1 to 64");
   s.staging_bytes = parse_bytes(f.staging_size);
+  s.checksum = parse_checksum_place(f.checksum);
+  if (s.checksum == ChecksumPlace::gpu && !r.gpu)
+    throw UsageError("--checksum gpu checks chunks in a KV cache on a GPU; this run's backend keeps it in host memory "
+                     "(use --checksum auto or cpu)");
+  if (s.checksum == ChecksumPlace::gpu)
+    for (const SourceSpec& spec : s.sources)
+      if (spec.kind != SourceSpec::Kind::file)
+        throw UsageError(cat("--checksum gpu applies to the file source's byte staging; source ", spec.text(),
+                             " checks on the CPU (use --checksum auto)"));
   s.piece_bytes = parse_bytes(f.piece_size);
   if (s.piece_bytes < 4096 || s.piece_bytes % 4096 != 0)
     throw UsageError(cat("--piece-size must be a positive multiple of 4 KiB, got ", f.piece_size));

@@ -105,6 +105,7 @@ class Sweep {
     // An encoded chunk decodes once it is whole in one buffer: whole-chunk staging for those.
     o.decode_staging = CodecSpec::parse_store_name(key.codec).kind != CodecKind::none;
     o.piece_staging = !o.decode_staging;
+    o.checksum = o.decode_staging ? ChecksumPlace::automatic : config_.checksum;
     return o;
   }
 

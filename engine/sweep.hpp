@@ -15,6 +15,7 @@
 #include "engine/mode.hpp"
 #include "engine/request_outcome.hpp"
 #include "engine/source_provider.hpp"
+#include "loaders/load_pipeline.hpp"
 #include "engine/source_spec.hpp"
 #include "engine/verify.hpp"
 #include "kernels/compute_backend.hpp"
@@ -57,6 +58,9 @@ struct SweepConfig {
   bool shared_throttle = false;
   uint64_t staging_bytes = 0;  // byte staging of sources with pieces (file); 0: the pipeline's defaults
   uint64_t piece_bytes = 0;
+  // Where byte staging checks chunk checksums (LoadPipelineOptions::checksum); encoded stores,
+  // staged whole, keep the CPU check whatever this says.
+  ChecksumPlace checksum = ChecksumPlace::automatic;
   SourceOptions source_options;
   double inject_compute_delay_ms = 0;
   // Test hooks for the CI gate (scripts/ci_regression.sh): a lane made this many times slower.

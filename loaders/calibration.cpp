@@ -86,8 +86,14 @@ std::string LoadMeasurement::wait_summary() const {
                " pieces, at most ", pipeline.max_pieces_reading, " reading and ", pipeline.max_pieces_copying,
                " copying at once): of ", ms(pipeline.run_ns), " it waited ", ms(pipeline.wait_reads_ns),
                " for reads alone, ", ms(pipeline.wait_overlap_ns), " for reads with copies queued, ",
-               ms(pipeline.wait_copies_ns), " for copies alone; ", ms(pipeline.wait_no_free_piece_ns),
+               ms(pipeline.wait_copies_ns), " for copies alone, ", ms(pipeline.wait_verify_ns),
+               " for GPU checksums alone; ", ms(pipeline.wait_no_free_piece_ns),
                " with no staging piece free and copies pending");
+    if (pipeline.checksum == "gpu")
+      out += cat("; checksums on the GPU: ", pipeline.gpu_checksums, " chunks, ", ms(pipeline.gpu_checksum_ns),
+                 " of kernels on the copy stream");
+    else
+      out += "; checksums on the reader threads";
   } else {
     out += ")";
   }

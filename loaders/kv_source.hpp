@@ -64,20 +64,23 @@ struct PieceRead {
   uint64_t bytes = 0;   // payload bytes, > 0
   std::byte* dst = nullptr;
   int tag = -1;
+  // false: the reader only reads, and PieceLanded::crc is 0; the pipeline verifies the chunk on the
+  // GPU after its copies (LoadPipelineOptions::checksum).
+  bool checksum = true;
 };
 
 struct PieceLanded {
   PieceRead read;
   bool ok = false;
   std::string error;          // with file and chunk, when !ok
-  uint32_t crc = 0;           // CRC-32C of the piece's payload bytes (when ok)
+  uint32_t crc = 0;           // CRC-32C of the piece's payload bytes (when ok and read.checksum)
   int64_t first_byte_ns = 0;  // its first request issued, after throttling
   int64_t landed_ns = 0;      // its last byte in dst and its checksum computed
 };
 
 // A source that reads pieces of chunks into any buffers it is handed, each piece on its own, in
 // parallel (reader threads), paced by the source's throttle and checksummed by the thread that
-// read it. The load pipeline then stages bytes, not chunks: a pool of pieces, each uploaded as it
+// read it (unless the piece says the GPU checks it). The load pipeline then stages bytes, not chunks: a pool of pieces, each uploaded as it
 // lands and reused once its copy is done (see load_pipeline.hpp).
 class PieceSource {
  public:

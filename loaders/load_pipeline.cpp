@@ -22,6 +22,7 @@
 
 #if defined(CAKE_HAVE_CUDA)
 #include "common/cuda_raii.hpp"
+#include "loaders/crc32c_gpu.hpp"
 #endif
 
 namespace cake {
@@ -93,7 +94,13 @@ struct LoadPipeline::Impl {
   std::byte* pool = nullptr;
 #if defined(CAKE_HAVE_CUDA)
   std::vector<cuda::Event> piece_copied;
+  // GPU checksums (byte staging, device cache): one slot per chunk in flight, with timing events
+  // around its kernels on the copy stream.
+  std::unique_ptr<GpuCrc32c> gpu_crc;
+  std::vector<cuda::Event> verify_begin;
+  std::vector<cuda::Event> verify_end;
 #endif
+  bool gpu_verify = false;
   LoadPipelineStats stats;
 
   // Summary of the last run.
@@ -137,6 +144,10 @@ struct LoadPipeline::Impl {
   // Byte staging.
   void make_piece_pool();
   void copy_bytes(int chunk, const ChunkEntry& entry, const std::byte* src, uint64_t offset, uint64_t bytes);
+#if defined(CAKE_HAVE_CUDA)
+  // Where a chunk's payload lies in the device cache, in payload order (as copy_bytes puts it).
+  std::vector<DeviceSpan> cache_spans(const ChunkEntry& entry) const;
+#endif
   void deliver(LoadedChunk record, bool ok, std::string error);
   void run_pieces(const ClaimFn& claim);
   void drain_pieces();
@@ -156,6 +167,14 @@ LoadPipeline::LoadPipeline(KvSource& source, const KvCacheView& target, int32_t 
   p.slots.resize(slot_count);
   p.piece_source = options.piece_staging && !source.host_resident() ? source.piece_source() : nullptr;
   p.decoder = std::make_unique<ChunkDecoder>(target, options.staging_slots, p.slot_bytes, options.decode_staging);
+  const bool gpu_possible = p.piece_source && target.memory == MemoryKind::device;
+  if (options.checksum == ChecksumPlace::gpu && !gpu_possible)
+    throw UsageError(cat("checksum gpu: the GPU checks chunks only for a KV cache on a GPU loaded through byte staging "
+                         "(the file source); this load ", target.memory != MemoryKind::device ? "has a host KV cache" : "",
+                         target.memory != MemoryKind::device && !p.piece_source ? " and " : "",
+                         !p.piece_source ? "has no byte staging (a mem or tcp source, or whole-chunk slots)" : "",
+                         ". Use --checksum auto or cpu"));
+  p.gpu_verify = gpu_possible && options.checksum != ChecksumPlace::cpu;
   if (p.piece_source) {
     p.make_piece_pool();
     return;
@@ -207,6 +226,14 @@ uint64_t LoadPipeline::slot_bytes() const { return impl_->slot_bytes; }
 bool LoadPipeline::pinned_staging() const { return impl_->pinned; }
 bool LoadPipeline::direct() const { return impl_->direct; }
 bool LoadPipeline::piece_staging() const { return impl_->piece_source != nullptr; }
+bool LoadPipeline::gpu_checksum() const { return impl_->gpu_verify; }
+
+ChecksumPlace parse_checksum_place(const std::string& text) {
+  if (text == "auto") return ChecksumPlace::automatic;
+  if (text == "cpu") return ChecksumPlace::cpu;
+  if (text == "gpu") return ChecksumPlace::gpu;
+  throw UsageError(cat("checksum '", text, "': expected auto, cpu or gpu"));
+}
 const LoadPipelineStats& LoadPipeline::stats() const { return impl_->stats; }
 
 void LoadPipeline::run(const StoreKey& key, const ClaimFn& claim, const DoneFn& on_done) {
@@ -350,6 +377,21 @@ void LoadPipeline::Impl::copy_bytes(int chunk, const ChunkEntry& entry, const st
   }
 }
 
+#if defined(CAKE_HAVE_CUDA)
+std::vector<DeviceSpan> LoadPipeline::Impl::cache_spans(const ChunkEntry& entry) const {
+  std::vector<DeviceSpan> spans;
+  const uint64_t segment_bytes = target.segment_bytes(entry.tokens);
+  for (uint64_t at = 0; at < entry.bytes;) {
+    const auto segment = static_cast<int>(at / segment_bytes);
+    const uint64_t within = at % segment_bytes;
+    const uint64_t n = std::min(segment_bytes - within, entry.bytes - at);
+    spans.push_back({target.segment_ptr(segment, entry.first_token) + within, n});
+    at += n;
+  }
+  return spans;
+}
+#endif
+
 // The slot's last copy is queued: it is reported (ok, or `failure`) once the copies are done.
 void LoadPipeline::Impl::finish_copies(Slot& slot, std::string failure) {
   slot.failure = std::move(failure);
@@ -471,6 +513,7 @@ void LoadPipeline::Impl::run(const StoreKey& key, const ClaimFn& claim, const Do
   direct = false;
   stats = LoadPipelineStats{};
   stats.path = piece_source ? "pieces" : "chunks";
+  stats.checksum = piece_source ? (gpu_verify ? "gpu" : "cpu") : "";
   stats.pool_pieces = pool_pieces;
   stats.piece_bytes = piece_bytes;
   booked_ready_ns.clear();
@@ -819,6 +862,13 @@ void LoadPipeline::Impl::make_piece_pool() {
     std::memset(pool, 0, pool_bytes);  // fault the pages in now, not during the timed load
     for (int i = 0; i < pool_pieces; ++i) piece_copied.emplace_back(false);
     pinned = true;
+    if (gpu_verify) {
+      gpu_crc = std::make_unique<GpuCrc32c>(options.staging_slots);
+      for (int i = 0; i < options.staging_slots; ++i) {
+        verify_begin.emplace_back(true);
+        verify_end.emplace_back(true);
+      }
+    }
 #else
     throw EnvironmentError("load pipeline: the KV cache is on a GPU but this build has no CUDA");
 #endif
@@ -845,9 +895,19 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
     LoadedChunk record;
     NvtxSpan load;  // "load c=i": claimed, until reported
     NvtxSpan h2d;   // "h2d c=i": from its first copy, until reported
+    uint64_t queued_bytes = 0;  // device: payload bytes whose copies are queued
+    int verify_slot = -1;       // GPU checksum: its slot, once queued behind the last copy
+  };
+  // GPU checksum: chunks done in the ledger (every copy finished), waiting for their kernel.
+  struct Verifying {
+    InFlight chunk;
+    std::string failure;  // the ledger's verdict when it failed meanwhile: reported once the kernel is done
   };
   std::map<int, InFlight> records;     // of the active chunks
   std::deque<PieceJob> copies;         // device: pieces whose copies are queued, in stream order
+  std::deque<Verifying> verifying;     // in stream order
+  std::vector<int> free_verify_slots;
+  for (int i = options.staging_slots; i-- > 0;) free_verify_slots.push_back(i);
   const std::string where = piece_source->location();
   bool claiming = true;
   bool claim_later = false;            // the claim said "later": ask again after a chunk finishes
@@ -860,14 +920,14 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
       // Claim only when a claimed chunk's first piece could start now: every active chunk is cut
       // to the end, a staging piece is free, and fewer chunks than the slots are in flight.
       while (claiming && !claim_later && ledger.all_cut() && ledger.free_pieces() > 0 &&
-             ledger.active_chunks() < options.staging_slots) {
+             ledger.active_chunks() + static_cast<int>(verifying.size()) < options.staging_slots) {
         const std::optional<int> chunk = claim();
         if (!chunk) {
           claiming = false;
           break;
         }
         if (*chunk == kClaimLater) {
-          if (ledger.active_chunks() == 0) claiming = false;  // no completion would ask again
+          if (ledger.active_chunks() == 0 && verifying.empty()) claiming = false;  // no completion would ask again
           else claim_later = true;
           break;
         }
@@ -885,13 +945,13 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
         }
         const ChunkEntry& entry = header->chunks[static_cast<size_t>(*chunk)];
         records[*chunk] = InFlight{record, NvtxSpan(cat("load c=", *chunk)), NvtxSpan()};
-        ledger.add_chunk(*chunk, entry.bytes, entry.crc32c, where);
+        ledger.add_chunk(*chunk, entry.bytes, entry.crc32c, where, !gpu_verify);
       }
       // Hand every free staging piece to the next bytes of the oldest chunks.
       while (const std::optional<PieceJob> job = ledger.next_job()) {
         LoadedChunk& record = records.at(job->chunk).record;
         if (record.read_submit_ns == 0) record.read_submit_ns = now_ns();
-        piece_source->read_piece({job->chunk, job->offset, job->bytes, piece_ptr(job->piece), job->piece});
+        piece_source->read_piece({job->chunk, job->offset, job->bytes, piece_ptr(job->piece), job->piece, !gpu_verify});
         ++stats.pieces;
         progressed = true;
       }
@@ -921,6 +981,7 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
 #if defined(CAKE_HAVE_CUDA)
             piece_copied[static_cast<size_t>(job.piece)].record(stream->get());
             copies.push_back(job);
+            in_flight.queued_bytes += job.bytes;
 #endif
           }
         } catch (const Error& e) {
@@ -930,6 +991,23 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
           record.h2d_end_ns = now_ns();
           ledger.copied(job, e.what());
         }
+#if defined(CAKE_HAVE_CUDA)
+        // The chunk's last copy is queued: its checksum kernel goes right behind it on the stream.
+        if (gpu_verify && in_flight.verify_slot < 0 && in_flight.queued_bytes == entry.bytes) {
+          const int slot = free_verify_slots.back();
+          free_verify_slots.pop_back();
+          try {
+            verify_begin[static_cast<size_t>(slot)].record(stream->get());
+            gpu_crc->enqueue(slot, cache_spans(entry), stream->get(), cat("verifying chunk ", job.chunk, " of ", where));
+            verify_end[static_cast<size_t>(slot)].record(stream->get());
+            in_flight.verify_slot = slot;
+          } catch (const Error& e) {
+            cudaStreamSynchronize(stream->get());  // nothing of it may still run when the slot is reused
+            free_verify_slots.push_back(slot);
+            ledger.fail(job.chunk, e.what());
+          }
+        }
+#endif
       }
       stats.max_pieces_copying = std::max(stats.max_pieces_copying, ledger.pieces_copying());
       // Copies done, in stream order: their staging pieces are free again.
@@ -950,8 +1028,12 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
 #endif
       for (FinishedChunk& f : ledger.take_finished()) {
         progressed = true;
-        claim_later = false;
         auto node = records.extract(f.chunk);
+        if (node.mapped().verify_slot >= 0) {  // resident only once its checksum kernel agrees
+          verifying.push_back({std::move(node.mapped()), f.ok ? std::string() : std::move(f.error)});
+          continue;
+        }
+        claim_later = false;
         node.mapped().load.end();
         node.mapped().h2d.end();
         LoadedChunk record = std::move(node.mapped().record);
@@ -961,7 +1043,41 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
         record.bytes = header->chunks[static_cast<size_t>(f.chunk)].bytes;
         deliver(std::move(record), f.ok, std::move(f.error));
       }
-      if (ledger.active_chunks() == 0) {
+#if defined(CAKE_HAVE_CUDA)
+      // GPU checksums done, in stream order: the chunk is resident if it matched.
+      while (!verifying.empty()) {
+        Verifying& v = verifying.front();
+        const auto slot = static_cast<size_t>(v.chunk.verify_slot);
+        const int chunk = v.chunk.record.chunk;
+        std::string error;
+        try {
+          if (!verify_end[slot].query()) break;
+          if (v.failure.empty()) {
+            const ChunkEntry& entry = header->chunks[static_cast<size_t>(chunk)];
+            error = checksum_problem(entry, gpu_crc->result(v.chunk.verify_slot), chunk, where);
+            stats.gpu_checksum_ns += static_cast<int64_t>(verify_end[slot].elapsed_ms_since(verify_begin[slot]) * 1e6);
+            ++stats.gpu_checksums;
+          }
+        } catch (const Error& e) {
+          error = cat("verifying chunk ", chunk, " of ", where, " on the GPU: ", e.what());
+        }
+        if (!v.failure.empty()) error = std::move(v.failure);  // the ledger's reason came first
+        free_verify_slots.push_back(v.chunk.verify_slot);
+        LoadedChunk record = std::move(v.chunk.record);
+        v.chunk.load.end();
+        v.chunk.h2d.end();
+        verifying.pop_front();
+        record.h2d_end_ns = now_ns();  // resident now, not at its last copy
+        if (record.read_complete_ns == 0) record.read_complete_ns = record.h2d_end_ns;
+        if (record.h2d_start_ns == 0) record.h2d_start_ns = record.h2d_end_ns;
+        record.bytes = header->chunks[static_cast<size_t>(chunk)].bytes;
+        progressed = true;
+        claim_later = false;
+        const bool ok = error.empty();
+        deliver(std::move(record), ok, std::move(error));
+      }
+#endif
+      if (ledger.active_chunks() == 0 && verifying.empty()) {
         if (!claiming) break;
         if (!claim_later) continue;
       }
@@ -971,7 +1087,8 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
       const int reading = ledger.pieces_reading();
       const bool copying = !copies.empty();
       const bool no_free_piece = ledger.free_pieces() == 0;
-      if (reading == 0 && !copying)
+      const bool checking = !verifying.empty();
+      if (reading == 0 && !copying && !checking)
         throw InternalError(cat("load pipeline: ", ledger.active_chunks(), " chunks active but no piece is out"));
       if (copying && (reading == 0 || (ledger.free_pieces() == 0 && copies.size() >= 2))) {
 #if defined(CAKE_HAVE_CUDA)
@@ -982,14 +1099,23 @@ void LoadPipeline::Impl::run_pieces(const ClaimFn& claim) {
         } catch (const Error&) {  // reported through query() above
         }
 #endif
+      } else if (reading == 0 && !copying) {
+#if defined(CAKE_HAVE_CUDA)
+        // Only checksum kernels are left to wait for.
+        try {
+          verify_end[static_cast<size_t>(verifying.front().chunk.verify_slot)].synchronize();
+        } catch (const Error&) {  // reported through query() above
+        }
+#endif
       } else {
-        // A landing wakes this thread at once; with copies queued, look at them again soon.
-        arrived = piece_source->take_pieces(copying ? kPollNs : kPiecesWaitNs);
+        // A landing wakes this thread at once; with copies or checksums queued, look at them again soon.
+        arrived = piece_source->take_pieces(copying || checking ? kPollNs : kPiecesWaitNs);
       }
       const int64_t waited = now_ns() - wait_from;
       if (reading > 0 && !copying) stats.wait_reads_ns += waited;
       else if (reading > 0) stats.wait_overlap_ns += waited;
-      else stats.wait_copies_ns += waited;
+      else if (copying) stats.wait_copies_ns += waited;
+      else stats.wait_verify_ns += waited;
       if (no_free_piece && copying) stats.wait_no_free_piece_ns += waited;
     }
   } catch (...) {

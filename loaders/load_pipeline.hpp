@@ -3,7 +3,9 @@
 //   pinned staging pieces; the source's reader threads read pieces of the claimed chunks into free
 //   ones (several at once) and checksum them; each piece is copied into the cache as soon as it
 //   lands, and its staging piece is reused once its copy finished (CUDA event), so the copy of
-//   piece k overlaps the reads of k+1, k+2, ... (see PieceLedger).
+//   piece k overlaps the reads of k+1, k+2, ... (see PieceLedger). For a device cache the readers
+//   only read and a CRC-32C kernel checks each chunk in the cache behind its last copy
+//   (ChecksumPlace, crc32c_gpu.hpp).
 // - Other staged sources (tcp): the source reads chunk payloads into a ring of pinned staging
 //   buffers; each range is uploaded into the KV cache as soon as the source says it landed
 //   (cudaMemcpyAsync on a copy stream of its own for a device cache, memcpy for a host cache),
@@ -51,6 +53,18 @@ struct LoadedChunk {
 inline constexpr uint64_t kDefaultPieceBytes = 4ull << 20;
 inline constexpr uint64_t kDefaultStagingBytes = 128ull << 20;
 
+// Where the byte-staging path checks each chunk's CRC-32C.
+//   cpu: the reader threads checksum each request as it lands (in their cache).
+//   gpu: the readers only read; after a chunk's last copy is queued, a CRC-32C kernel runs on the
+//        copy stream over the chunk's bytes in the KV cache, and the chunk is resident only once
+//        that matches the stored value. On the H200 the readers spent ~20% of their time on the
+//        CRC and were the load lane's limit. Needs a device cache and a source with pieces (file).
+//   automatic: gpu where it can run (a device cache and the file source's byte staging), cpu
+//        otherwise (host caches, mem, tcp, encoded stores: they keep their CPU checks).
+enum class ChecksumPlace { automatic, cpu, gpu };
+// "auto", "cpu", "gpu"; throws UsageError otherwise.
+ChecksumPlace parse_checksum_place(const std::string& text);
+
 struct LoadPipelineOptions {
   int staging_slots = 4;     // chunks in flight (claimed, not yet reported) at once
   int checksum_workers = 0;  // host-resident sources: checksum threads; 0: ChecksumPool::default_workers()
@@ -63,6 +77,8 @@ struct LoadPipelineOptions {
   // copied there and decoded into the cache (loaders/chunk_decoder.hpp). Without it such a store
   // is refused at open. A host cache decodes from the host bytes and needs none.
   bool decode_staging = false;
+  // Byte staging: where chunks are checksummed. gpu where it cannot run is refused at construction.
+  ChecksumPlace checksum = ChecksumPlace::automatic;
 };
 
 // Where the last run() spent its time (the load lane's thread), for calibrate and benchmarks.
@@ -80,6 +96,11 @@ struct LoadPipelineStats {
   int64_t wait_no_free_piece_ns = 0;  // of all that, with no staging piece free while some were held by
                                       //   copies (staging too small for the copy engine's lag)
   int64_t run_ns = 0;                 // the whole byte-staging loop
+  // Byte staging: "cpu" (reader threads) or "gpu" (a kernel after the copies); empty otherwise.
+  std::string checksum;
+  uint64_t gpu_checksums = 0;         // chunks verified on the GPU
+  int64_t gpu_checksum_ns = 0;        // their kernels' time on the copy stream (CUDA events), summed
+  int64_t wait_verify_ns = 0;         // the lane waited for a GPU checksum, nothing else to do
 };
 
 class LoadPipeline {
@@ -120,6 +141,7 @@ class LoadPipeline {
   bool pinned_staging() const;              // page-locked (cudaHostAlloc) staging buffers
   bool direct() const;                      // the last run copied straight from a host-resident source
   bool piece_staging() const;               // reads go through staging pieces (the source has pieces)
+  bool gpu_checksum() const;                // byte staging verifies chunks on the GPU
   const LoadPipelineStats& stats() const;   // of the last run()
 
  private:

@@ -36,8 +36,10 @@ class PieceLedger {
   PieceLedger(int pool_pieces, uint64_t piece_bytes);
 
   // A claimed chunk joins, behind the chunks already active: its payload is cut after theirs.
-  // `expected_crc32c` and `where` (the store path) serve the final check.
-  void add_chunk(int chunk, uint64_t payload_bytes, uint32_t expected_crc32c, std::string where);
+  // `expected_crc32c` and `where` (the store path) serve the final check. `check_crc` false: the
+  // pieces carry no checksums (the caller verifies the chunk on the GPU after it finishes here),
+  // and the chunk finishes ok once every byte is copied; an empty payload is still checked.
+  void add_chunk(int chunk, uint64_t payload_bytes, uint32_t expected_crc32c, std::string where, bool check_crc = true);
   bool active(int chunk) const { return chunks_.contains(chunk); }
   int active_chunks() const { return static_cast<int>(chunks_.size()); }
   // Whether every active chunk has handed out all its bytes (a newly claimed one would be read next).
@@ -77,6 +79,7 @@ class PieceLedger {
     int reading = 0;
     int copying = 0;
     uint32_t expected_crc = 0;
+    bool check_crc = true;
     std::string where;
     PieceChecksums sums;
     std::string failure;

@@ -115,7 +115,8 @@ void PieceReaders::work(Ring& ring, size_t index) {
 }
 
 // One piece, request by request on this thread's ring; each request's payload bytes are
-// checksummed right after they land (still in this core's cache), the CRC chained over the piece.
+// checksummed right after they land (still in this core's cache), the CRC chained over the piece,
+// unless the piece is verified on the GPU after its copies.
 PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, const PieceRead& piece,
                                    PieceReaderStats& stats) {
   PieceLanded out;
@@ -193,7 +194,7 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
     }
     stats.read_ns += now_ns() - read_from;
     if (!out.error.empty()) break;
-    if (at < payload_end) {
+    if (at < payload_end && piece.checksum) {
       const int64_t crc_from = now_ns();
       crc = crc32c(piece.dst + (at - piece.offset), std::min(want, payload_end - at), crc);
       stats.checksum_ns += now_ns() - crc_from;

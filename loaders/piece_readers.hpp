@@ -3,7 +3,7 @@
 // every request with the shared throttle and waits for its time itself, so a late wake-up of one
 // thread delays only its own request; then it checksums the request's bytes while they are in its
 // cache (the kernel copied them on this very core for tmpfs and the page cache) and chains the
-// CRC over the piece. Several threads keep several pieces landing at once; one core copies only
+// CRC over the piece, unless the piece is checked on the GPU (PieceRead::checksum false). Several threads keep several pieces landing at once; one core copies only
 // ~4-5 GB/s out of tmpfs.
 //
 // Requests of one piece are read one after another on its thread: for a block device with

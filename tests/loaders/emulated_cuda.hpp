@@ -1,4 +1,4 @@
-// Just enough of CUDA to run loaders/kv_codec_kernels.cuh on the host, for CI without a GPU: each
+// Just enough of CUDA to run loaders/kv_codec_kernels.cuh and loaders/crc32c_kernels.cuh on the host, for CI without a GPU: each
 // CUDA thread of a block is a host thread, __syncthreads a std::barrier, blocks run one after the
 // other (so a function-local `static` array is the block's shared memory). The fp16/bf16 and
 // round-to-nearest intrinsics are the CPU decoder's exact conversions. It checks the kernels'
@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +19,7 @@
 
 #define __global__
 #define __device__
+#define __host__
 #define __restrict__
 #define __shared__ static
 #define __align__(n) alignas(n)
@@ -53,6 +55,8 @@ struct uint2 {
 struct alignas(16) uint4 {
   uint32_t x, y, z, w;
 };
+// Shared or global memory alike: the block's threads are host threads.
+inline uint32_t atomicXor(uint32_t* address, uint32_t value) { return std::atomic_ref<uint32_t>(*address).fetch_xor(value); }
 using std::max;
 using std::min;
 

@@ -397,7 +397,69 @@ TEST(LoadPipeline, NoFileDescriptorLeaks) {
 }
 
 // Staged (file) and direct (mem, page-locked, straight into device memory) uploads, bit-exact.
-void device_target(Kind kind) {
+// A device KV cache shaped like the store, every byte poisoned.
+#if defined(CAKE_HAVE_CUDA)
+struct DeviceCache {
+  std::vector<cuda::DeviceBuffer> tensors;
+  KvCacheView view;
+  explicit DeviceCache(const StoreHeader& h) {
+    view.memory = MemoryKind::device;
+    view.dtype = h.key.dtype;
+    view.layers = h.layers;
+    view.kv_heads = h.kv_heads;
+    view.head_dim = h.head_dim;
+    view.capacity_tokens = h.key.token_count;
+    for (int l = 0; l < 2 * h.layers; ++l) {
+      tensors.emplace_back(view.segment_bytes(view.capacity_tokens));
+      EXPECT_EQ(cudaMemset(tensors.back().get(), static_cast<int>(kPoison), tensors.back().bytes()), cudaSuccess);
+      (l % 2 == 0 ? view.k : view.v).push_back(static_cast<std::byte*>(tensors.back().get()));
+    }
+  }
+  // Chunk `c` is where its payload says in every segment.
+  void expect_chunk(const test::WrittenStore& store, int c) const {
+    const ChunkEntry& e = store.header.chunks[static_cast<size_t>(c)];
+    const size_t seg = view.segment_bytes(e.tokens);
+    std::vector<std::byte> host(seg);
+    for (int sgm = 0; sgm < 2 * view.layers; ++sgm) {
+      ASSERT_EQ(cudaMemcpy(host.data(), view.segment_ptr(sgm, e.first_token), seg, cudaMemcpyDeviceToHost), cudaSuccess);
+      ASSERT_EQ(std::memcmp(host.data(), store.payloads[static_cast<size_t>(c)].data() + static_cast<size_t>(sgm) * seg, seg), 0)
+          << "chunk " << c << " segment " << sgm;
+    }
+  }
+};
+
+bool have_gpu() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+#endif
+
+// The GPU checks chunks only when they go through byte staging into a device cache: asked for a
+// host cache, the pipeline refuses at construction instead of checking nothing.
+TEST(LoadPipeline, GpuChecksumForAHostCacheIsRefused) {
+  Seeded s;
+  TempDir dir;
+  const StoreHeader shape = random_shape(s.rng);
+  const auto store = test::write_random_store(dir.file("h.kvstore"), shape, s.rng);
+  FileSource source(store.path);
+  HostCache cache(shape, shape.key.token_count);
+  try {
+    LoadPipeline pipeline(source, cache.view, shape.key.chunk_tokens, {.checksum = ChecksumPlace::gpu});
+    ADD_FAILURE() << "a GPU checksum for a host cache was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("host KV cache"), std::string::npos) << e.what();
+  }
+  LoadPipeline automatic(source, cache.view, shape.key.chunk_tokens, {});
+  EXPECT_FALSE(automatic.gpu_checksum()) << "auto checks a host cache on the CPU";
+  EXPECT_EQ(parse_checksum_place("gpu"), ChecksumPlace::gpu);
+  EXPECT_THROW(parse_checksum_place("GPU!"), UsageError);
+}
+
+void device_target(Kind kind, ChecksumPlace checksum = ChecksumPlace::automatic) {
   Seeded s;
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
@@ -414,6 +476,7 @@ void device_target(Kind kind) {
   view.head_dim = shape.head_dim;
   view.capacity_tokens = shape.key.token_count;
 #if !defined(CAKE_HAVE_CUDA)
+  (void)checksum;
   view.k.assign(static_cast<size_t>(shape.layers), nullptr);
   view.v.assign(static_cast<size_t>(shape.layers), nullptr);
   EXPECT_THROW(LoadPipeline(source, view, shape.key.chunk_tokens, {}), EnvironmentError);
@@ -429,8 +492,10 @@ void device_target(Kind kind) {
     ASSERT_EQ(cudaMemset(tensors.back().get(), static_cast<int>(kPoison), tensors.back().bytes()), cudaSuccess);
     (l % 2 == 0 ? view.k : view.v).push_back(static_cast<std::byte*>(tensors.back().get()));
   }
-  LoadPipeline pipeline(source, view, shape.key.chunk_tokens, {.staging_slots = 3});
+  LoadPipeline pipeline(source, view, shape.key.chunk_tokens, {.staging_slots = 3, .checksum = checksum});
   EXPECT_TRUE(pipeline.pinned_staging());
+  // auto: the file source's byte staging checks on the GPU; the memory source keeps its CPU workers.
+  EXPECT_EQ(pipeline.gpu_checksum(), kind == Kind::file && checksum != ChecksumPlace::cpu);
   if (kind == Kind::mem) {
     EXPECT_TRUE(dynamic_cast<MemSource&>(source).page_locked()) << dynamic_cast<MemSource&>(source).page_lock_detail();
   }
@@ -451,10 +516,79 @@ void device_target(Kind kind) {
     }
   }
   EXPECT_EQ(pipeline.direct(), kind == Kind::mem);
+  if (pipeline.gpu_checksum()) {
+    EXPECT_EQ(pipeline.stats().checksum, "gpu");
+    EXPECT_EQ(pipeline.stats().gpu_checksums, shape.chunks.size());
+    EXPECT_GT(pipeline.stats().gpu_checksum_ns, 0);
+  }
 #endif
 }
 
 TEST(LoadPipeline, DeviceTarget) { device_target(Kind::file); }
+TEST(LoadPipeline, DeviceTargetCheckedOnTheReaderThreads) { device_target(Kind::file, ChecksumPlace::cpu); }
+
+// Byte staging into a device cache, checked on the GPU: a chunk corrupted on disk fails alone,
+// found by the GPU checksum; chunks failed by injection fail alone; each is reported once, and
+// every other chunk is exact in the cache.
+TEST(LoadPipeline, DeviceTargetGpuChecksumFailsBadChunksAlone) {
+#if !defined(CAKE_HAVE_CUDA)
+  GTEST_SKIP() << "built without CUDA: the GPU checksum needs it";
+#else
+  if (!have_gpu()) GTEST_SKIP() << "no GPU: the GPU checksum needs one";
+  Seeded s;
+  TempDir dir;
+  const StoreHeader shape = random_shape(s.rng);
+  const auto store = test::write_random_store(dir.file("g.kvstore"), shape, s.rng);
+  const int corrupt = static_cast<int>(s.rng() % shape.chunks.size());
+  {
+    const ChunkEntry& e = store.header.chunks[static_cast<size_t>(corrupt)];
+    UniqueFd fd(::open(store.path.c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    std::byte b{};
+    const auto at = static_cast<off_t>(e.offset + s.rng() % e.bytes);
+    ASSERT_EQ(::pread(fd.get(), &b, 1, at), 1);
+    b ^= std::byte{0x5A};
+    ASSERT_EQ(::pwrite(fd.get(), &b, 1, at), 1);
+  }
+  std::set<int> injected;
+  while (injected.size() < 2) {
+    const int c = static_cast<int>(s.rng() % shape.chunks.size());
+    if (c != corrupt) injected.insert(c);
+  }
+  FaultInjectingSource source(
+      std::make_unique<FileSource>(store.path, FileSourceOptions{.request_bytes = 4096 * (1 + s.rng() % 4),
+                                                                 .reader_threads = 1 + static_cast<int>(s.rng() % 4)}),
+      injected, "injected EIO");
+  DeviceCache cache(shape);
+  LoadPipelineOptions options{.staging_slots = 1 + static_cast<int>(s.rng() % 4), .checksum = ChecksumPlace::gpu};
+  options.piece_bytes = 4096 * (1 + s.rng() % 12);
+  options.staging_bytes = options.piece_bytes * (1 + s.rng() % 6);
+  SCOPED_TRACE(cat("slots ", options.staging_slots, ", pieces of ", options.piece_bytes, " bytes, ",
+                   options.staging_bytes, " bytes in flight"));
+  LoadPipeline pipeline(source, cache.view, shape.key.chunk_tokens, options);
+  ASSERT_TRUE(pipeline.gpu_checksum());
+  Claimer claim{test::shuffled_chunks(shape.chunks.size(), s.rng), 0, SIZE_MAX};
+  Reports reports;
+  pipeline.run(shape.key, std::ref(claim), std::ref(reports));
+  ASSERT_EQ(reports.by_chunk.size(), shape.chunks.size());
+  EXPECT_EQ(reports.duplicates, 0);
+  for (const auto& [c, r] : reports.by_chunk) {
+    const bool should_fail = c == corrupt || injected.contains(c);
+    EXPECT_EQ(r.ok, !should_fail) << "chunk " << c << ": " << r.error;
+    if (c == corrupt) {
+      EXPECT_NE(r.error.find(cat("checksum mismatch in chunk ", c, " of ", store.path)), std::string::npos) << r.error;
+    }
+    if (injected.contains(c)) {
+      EXPECT_NE(r.error.find(cat("injected EIO in chunk ", c)), std::string::npos) << r.error;
+    }
+    if (!should_fail) cache.expect_chunk(store, c);
+  }
+  EXPECT_EQ(pipeline.chunks_failed(), 3);
+  EXPECT_EQ(pipeline.stats().checksum, "gpu");
+  // Every chunk but the injected ones (failed as their pieces land) went whole to the GPU check.
+  EXPECT_EQ(pipeline.stats().gpu_checksums, shape.chunks.size() - 2);
+#endif
+}
 TEST(LoadPipeline, DeviceTargetDirectFromPageLockedMemory) { device_target(Kind::mem); }
 
 }  // namespace

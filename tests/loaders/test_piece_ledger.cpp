@@ -182,6 +182,29 @@ TEST(PieceLedger, AFailedReadFailsOnlyItsChunkAndStopsCuttingIt) {
   }
 }
 
+// GPU verification: the pieces carry no checksums, so a chunk finishes ok once every byte is
+// copied (its caller then checks it on the GPU); an empty payload is still checked here.
+TEST(PieceLedger, WithoutChecksumsAChunkFinishesOnItsCopiesAlone) {
+  const uint64_t piece = 4096;
+  PieceLedger ledger(2, piece);
+  ledger.add_chunk(0, piece + 100, 0x12345678u, "s", false);
+  const PieceJob a = *ledger.next_job();
+  const PieceJob b = *ledger.next_job();
+  EXPECT_TRUE(ledger.landed(a, true, 0, {}));
+  EXPECT_TRUE(ledger.landed(b, true, 0, {}));
+  ledger.copied(b);
+  EXPECT_TRUE(ledger.take_finished().empty()) << "a copy is still out";
+  ledger.copied(a);
+  auto f = ledger.take_finished();
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_TRUE(f[0].ok) << f[0].error;
+  ledger.add_chunk(1, 0, 0x1u, "s", false);  // crc32c of nothing is 0, not 0x1
+  f = ledger.take_finished();
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_FALSE(f[0].ok);
+  EXPECT_NE(f[0].error.find("checksum mismatch in chunk 1"), std::string::npos) << f[0].error;
+}
+
 TEST(PieceLedger, AFailedChunkIsNotCutFurther) {
   const uint64_t piece = 4096;
   PieceLedger ledger(2, piece);
