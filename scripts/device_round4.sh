@@ -8,6 +8,10 @@
 #   sweep32  llama-3-8b 32K, compute/io/cake/oracle at 1-400 Gbps (x2) + unlimited, mem and file,
 #            two repetitions (round 3 had one): the meet guard's cost line (issue 12)
 #   sweep64  llama-3-8b 64K, the same at 16-400 Gbps + unlimited, two repetitions
+#   calib    calibrate unthrottled: mem, and file:/dev/shm with the checksum on the GPU and on the
+#            readers, beside the same-run pinned copy rate and the plain reader; the file throttle
+#            (GPU checksum) at 1-256 Gbps x2 and 400 Gbps
+#   sweep32file  sweep32 for the file source alone (its checksum moved to the GPU after sweep32 ran)
 #   cpu2     the README's first command (CPU backend, tiny, 2K, chunk 128) on two of this host's
 #            cores (taskset), five times: a second idle machine beside the dev box's runs
 #
@@ -77,6 +81,26 @@ sweep32() {
   pack sweep32k
 }
 
+calib() {
+  mkdir -p "$RES/calib"
+  run timeout 90 "$B" calibrate --store "$CAL" --size 4GiB --source mem --repeat 2 --json-out "$RES/calib/mem.json"
+  for checksum in gpu cpu gpu cpu; do
+    run timeout 90 "$B" calibrate --store "$CAL" --size 4GiB --source file --repeat 3 --no-fio --checksum $checksum \
+      --json-out "$RES/calib/file-$checksum-$SECONDS.json"
+  done
+  run timeout 120 "$B" calibrate --store "$CAL" --size 4GiB --source file --bandwidth 1gbps..256gbps:x2,400gbps \
+    --point-seconds 0.5 --no-fio --json-out "$RES/calib/file-throttle.json"
+  rm -rf "$CAL"
+  pack calib
+}
+
+sweep32file() {
+  run timeout 590 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source "file:$SHM" \
+    --store "$SHM" --bandwidth 1gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
+    --out "$RES/sweep32k-file"
+  pack sweep32k-file
+}
+
 sweep64() {
   run timeout 590 "$B" run --quiet --context 64k --suffix 128 --mode compute,io,cake,oracle --source "mem,file:$SHM" \
     --store "$SHM" --bandwidth 16gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
@@ -94,7 +118,7 @@ cpu2() {
 
 for stage in "$@"; do
   case "$stage" in
-    host|staging|checks|sweep32|sweep64|cpu2) "$stage" ;;
+    host|staging|checks|calib|sweep32|sweep32file|sweep64|cpu2) "$stage" ;;
     *) echo "device_round4: unknown stage $stage"; status=1 ;;
   esac
 done
