@@ -100,6 +100,9 @@ BackendChoice make_backend(BackendKind kind, const ModelConfig& model, const Bac
 #endif
   }
 
+  // Asked for by name, the CPU backend is used on a machine with GPUs too (before round 4 a GPU
+  // present won over --backend cpu, while the run's defaults were a CPU run's).
+  if (kind == BackendKind::cpu) return {make_cpu_backend(model, options), "the CPU backend, as asked"};
   const CudaInfo cuda = probe_cuda();
   const std::string no_gpu = why_no_gpu(cuda);
   if (!no_gpu.empty()) {

@@ -16,7 +16,7 @@
 #            cores (taskset), five times: a second idle machine beside the dev box's runs
 #
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders test_engine test_kernels_gpu
-#       cake_bench_micro" CARRY_DIR=.carry-r4 scripts/device_pack.sh
+#       test_kernels cake_bench_micro" CARRY_DIR=.carry-r4 scripts/device_pack.sh
 # There (device tool, carry [".carry-r4"]): bash .carry-r4/scripts/device_round4.sh STAGE...
 # Logs and run folders come back in $OUT (log.txt and one .tgz per stage: at most 8 files).
 set -uo pipefail
@@ -72,6 +72,7 @@ checks() {
   run timeout 150 "$CARRY/bin/test_loaders"
   run timeout 90 "$CARRY/bin/test_engine" --gtest_filter='GpuEngine.*:MeetGuard*'
   run timeout 120 "$CARRY/bin/test_kernels_gpu"
+  [[ -x "$CARRY/bin/test_kernels" ]] && run timeout 60 "$CARRY/bin/test_kernels" --gtest_filter='BackendFactory.*'
 }
 
 sweep32() {

@@ -39,6 +39,7 @@ TEST(BackendFactory, ParsesAttentionChoices) {
   EXPECT_EQ(BackendOptions{}.attention, AttentionChoice::auto_select);
 }
 
+// Also where a GPU is present (the device scripts run test_kernels's BackendFactory tests there).
 TEST(BackendFactory, CpuIsAlwaysAvailable) {
   const BackendChoice choice = make_backend(BackendKind::cpu, preset_model("tiny-mha"), small_options());
   ASSERT_NE(choice.backend, nullptr);
