@@ -12,6 +12,8 @@
 #            readers, beside the same-run pinned copy rate and the plain reader; the file throttle
 #            (GPU checksum) at 1-256 Gbps x2 and 400 Gbps
 #   sweep32file  sweep32 for the file source alone (its checksum moved to the GPU after sweep32 ran)
+#   readers  calibrate file:/dev/shm (checksum on the GPU) with 14, 15 and 16 reader threads, twice
+#            each, alternating: whether the readers' cap of 14 (set when they also checksummed) still fits
 #   cpu2     the README's first command (CPU backend, tiny, 2K, chunk 128) on two of this host's
 #            cores (taskset), five times: a second idle machine beside the dev box's runs
 #
@@ -95,6 +97,18 @@ calib() {
   pack calib
 }
 
+readers() {
+  mkdir -p "$RES/readers"
+  for round in 1 2; do
+    for t in 14 15 16; do
+      run timeout 90 "$B" calibrate --store "$CAL" --size 4GiB --source file --repeat 3 --no-fio --checksum gpu \
+        --reader-threads $t --json-out "$RES/readers/t$t-$round.json"
+    done
+  done
+  rm -rf "$CAL"
+  pack readers
+}
+
 sweep32file() {
   run timeout 590 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source "file:$SHM" \
     --store "$SHM" --bandwidth 1gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
@@ -119,7 +133,7 @@ cpu2() {
 
 for stage in "$@"; do
   case "$stage" in
-    host|staging|checks|calib|sweep32|sweep32file|sweep64|cpu2) "$stage" ;;
+    host|staging|checks|calib|readers|sweep32|sweep32file|sweep64|cpu2) "$stage" ;;
     *) echo "device_round4: unknown stage $stage"; status=1 ;;
   esac
 done
