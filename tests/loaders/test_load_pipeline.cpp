@@ -1,5 +1,11 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <functional>
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include <gtest/gtest.h>
 
@@ -61,6 +67,49 @@ void expect_chunk_in_cache(const KvCacheView& view, const test::WrittenStore& st
     } else {
       for (size_t i = 0; i < seg; ++i) ASSERT_EQ(got[i], kPoison) << "chunk " << c << " segment " << s << " byte " << i;
     }
+  }
+}
+
+// One chunk corrupted on disk and two others to fail by injection (FaultInjectingSource's
+// "injected EIO"), all chosen at random.
+struct StoreFaults {
+  int corrupt = -1;
+  std::set<int> injected;
+};
+
+StoreFaults corrupt_one_pick_two(const test::WrittenStore& store, std::mt19937_64& rng) {
+  StoreFaults f;
+  const size_t chunks = store.header.chunks.size();
+  f.corrupt = static_cast<int>(rng() % chunks);
+  const ChunkEntry& e = store.header.chunks[static_cast<size_t>(f.corrupt)];
+  UniqueFd fd(::open(store.path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) throw std::runtime_error(cat("opening ", store.path, " to corrupt it: ", errno_text(errno)));
+  // Flip bits rather than write a fixed value: the random byte there may already hold it (the
+  // test failed once in 256 runs that way).
+  std::byte b{};
+  const auto at = static_cast<off_t>(e.offset + rng() % e.bytes);
+  if (::pread(fd.get(), &b, 1, at) != 1 || (b ^= std::byte{0x5A}, ::pwrite(fd.get(), &b, 1, at)) != 1)
+    throw std::runtime_error(cat("corrupting byte ", at, " of ", store.path, ": ", errno_text(errno)));
+  while (f.injected.size() < 2) {
+    const int c = static_cast<int>(rng() % chunks);
+    if (c != f.corrupt) f.injected.insert(c);
+  }
+  return f;
+}
+
+// Each bad chunk failed for its own reason and every other chunk is intact (`expect_intact`).
+void expect_faults_alone(const Reports& reports, const StoreFaults& f, const std::string& store_path,
+                         const std::function<void(int)>& expect_intact) {
+  for (const auto& [c, r] : reports.by_chunk) {
+    const bool should_fail = c == f.corrupt || f.injected.contains(c);
+    EXPECT_EQ(r.ok, !should_fail) << "chunk " << c << ": " << r.error;
+    if (c == f.corrupt) {
+      EXPECT_NE(r.error.find(cat("checksum mismatch in chunk ", c, " of ", store_path)), std::string::npos) << r.error;
+    }
+    if (f.injected.contains(c)) {
+      EXPECT_NE(r.error.find(cat("injected EIO in chunk ", c)), std::string::npos) << r.error;
+    }
+    if (!should_fail) expect_intact(c);
   }
 }
 
@@ -213,24 +262,8 @@ TEST(LoadPipeline, FaultsFailOnlyTheirChunksAndLeaveTheCacheUntouched) {
   const StoreHeader shape = random_shape(s.rng);
   const auto store = test::write_random_store(dir.file("f.kvstore"), shape, s.rng);
   // One chunk corrupted on disk, two more failed by injection.
-  const int corrupt = static_cast<int>(s.rng() % shape.chunks.size());
-  {
-    const ChunkEntry& e = store.header.chunks[static_cast<size_t>(corrupt)];
-    UniqueFd fd(::open(store.path.c_str(), O_RDWR | O_CLOEXEC));
-    ASSERT_TRUE(fd.valid());
-    // Flip bits rather than write a fixed value: the random byte there may already hold it (the
-    // test failed once in 256 runs that way).
-    std::byte b{};
-    const auto at = static_cast<off_t>(e.offset + s.rng() % e.bytes);
-    ASSERT_EQ(::pread(fd.get(), &b, 1, at), 1);
-    b ^= std::byte{0x5A};
-    ASSERT_EQ(::pwrite(fd.get(), &b, 1, at), 1);
-  }
-  std::set<int> injected;
-  while (injected.size() < 2) {
-    const int c = static_cast<int>(s.rng() % shape.chunks.size());
-    if (c != corrupt) injected.insert(c);
-  }
+  const StoreFaults faults = corrupt_one_pick_two(store, s.rng);
+  const std::set<int>& injected = faults.injected;
   FaultInjectingSource source(std::make_unique<FileSource>(store.path), injected, "injected EIO");
   HostCache cache(shape, shape.key.token_count);
   LoadPipeline pipeline(source, cache.view, shape.key.chunk_tokens, {.staging_slots = 2});
@@ -239,19 +272,9 @@ TEST(LoadPipeline, FaultsFailOnlyTheirChunksAndLeaveTheCacheUntouched) {
   pipeline.run(shape.key, std::ref(claim), std::ref(reports));
   ASSERT_EQ(reports.by_chunk.size(), shape.chunks.size());
   EXPECT_EQ(reports.duplicates, 0);
-  for (const auto& [c, r] : reports.by_chunk) {
-    const bool should_fail = c == corrupt || injected.contains(c);
-    EXPECT_EQ(r.ok, !should_fail) << "chunk " << c << ": " << r.error;
-    if (c == corrupt) {
-      EXPECT_NE(r.error.find(cat("checksum mismatch in chunk ", c, " of ", store.path)), std::string::npos) << r.error;
-    }
-    if (injected.contains(c)) {
-      EXPECT_NE(r.error.find(cat("injected EIO in chunk ", c)), std::string::npos) << r.error;
-    }
-    // A failed chunk may have been copied in part as its reads landed; it is reported only after
-    // those copies finished, and the engine recomputes it into the same place. Intact ones are exact.
-    if (!should_fail) expect_chunk_in_cache(cache.view, store, c, true);
-  }
+  // A failed chunk may have been copied in part as its reads landed; it is reported only after
+  // those copies finished, and the engine recomputes it into the same place. Intact ones are exact.
+  expect_faults_alone(reports, faults, store.path, [&](int c) { expect_chunk_in_cache(cache.view, store, c, true); });
   EXPECT_EQ(pipeline.chunks_failed(), 3);
 }
 
@@ -539,22 +562,8 @@ TEST(LoadPipeline, DeviceTargetGpuChecksumFailsBadChunksAlone) {
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
   const auto store = test::write_random_store(dir.file("g.kvstore"), shape, s.rng);
-  const int corrupt = static_cast<int>(s.rng() % shape.chunks.size());
-  {
-    const ChunkEntry& e = store.header.chunks[static_cast<size_t>(corrupt)];
-    UniqueFd fd(::open(store.path.c_str(), O_RDWR | O_CLOEXEC));
-    ASSERT_TRUE(fd.valid());
-    std::byte b{};
-    const auto at = static_cast<off_t>(e.offset + s.rng() % e.bytes);
-    ASSERT_EQ(::pread(fd.get(), &b, 1, at), 1);
-    b ^= std::byte{0x5A};
-    ASSERT_EQ(::pwrite(fd.get(), &b, 1, at), 1);
-  }
-  std::set<int> injected;
-  while (injected.size() < 2) {
-    const int c = static_cast<int>(s.rng() % shape.chunks.size());
-    if (c != corrupt) injected.insert(c);
-  }
+  const StoreFaults faults = corrupt_one_pick_two(store, s.rng);
+  const std::set<int>& injected = faults.injected;
   FaultInjectingSource source(
       std::make_unique<FileSource>(store.path, FileSourceOptions{.request_bytes = 4096 * (1 + s.rng() % 4),
                                                                  .reader_threads = 1 + static_cast<int>(s.rng() % 4)}),
@@ -572,17 +581,7 @@ TEST(LoadPipeline, DeviceTargetGpuChecksumFailsBadChunksAlone) {
   pipeline.run(shape.key, std::ref(claim), std::ref(reports));
   ASSERT_EQ(reports.by_chunk.size(), shape.chunks.size());
   EXPECT_EQ(reports.duplicates, 0);
-  for (const auto& [c, r] : reports.by_chunk) {
-    const bool should_fail = c == corrupt || injected.contains(c);
-    EXPECT_EQ(r.ok, !should_fail) << "chunk " << c << ": " << r.error;
-    if (c == corrupt) {
-      EXPECT_NE(r.error.find(cat("checksum mismatch in chunk ", c, " of ", store.path)), std::string::npos) << r.error;
-    }
-    if (injected.contains(c)) {
-      EXPECT_NE(r.error.find(cat("injected EIO in chunk ", c)), std::string::npos) << r.error;
-    }
-    if (!should_fail) cache.expect_chunk(store, c);
-  }
+  expect_faults_alone(reports, faults, store.path, [&](int c) { cache.expect_chunk(store, c); });
   EXPECT_EQ(pipeline.chunks_failed(), 3);
   EXPECT_EQ(pipeline.stats().checksum, "gpu");
   // Every chunk but the injected ones (failed as their pieces land) went whole to the GPU check.
