@@ -12,6 +12,9 @@
 #            readers, beside the same-run pinned copy rate and the plain reader; the file throttle
 #            (GPU checksum) at 1-256 Gbps x2 and 400 Gbps
 #   sweep32file  sweep32 for the file source alone (its checksum moved to the GPU after sweep32 ran)
+#   sweep64low  llama-3-8b 64K at 1-8 Gbps (x2), one repetition (io-only takes 69 s a request at 1 Gbps)
+#   blind    llama-3-8b 32K, compute/cake/oracle at 0.25 and 0.5 Gbps from mem: where one chunk takes
+#            longer to arrive than the whole prefill, the load lane's first (blind) claim costs Cake
 #   readers  calibrate file:/dev/shm (checksum on the GPU) with 14, 15 and 16 reader threads, twice
 #            each, alternating: whether the readers' cap of 14 (set when they also checksummed) still fits
 #   cpu2     the README's first command (CPU backend, tiny, 2K, chunk 128) on two of this host's
@@ -109,6 +112,18 @@ readers() {
   pack readers
 }
 
+sweep64low() {
+  run timeout 560 "$B" run --quiet --context 64k --suffix 128 --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --store "$SHM" --bandwidth 1gbps..8gbps:x2 --repeat 1 --warmup 0 --verify token --out "$RES/sweep64k-low"
+  pack sweep64k-low
+}
+
+blind() {
+  run timeout 200 "$B" run --quiet --context 32k --suffix 128 --mode compute,cake,oracle --source mem \
+    --store "$SHM" --bandwidth 0.25gbps,0.5gbps --repeat 1 --warmup 0 --verify token --out "$RES/blind"
+  pack blind
+}
+
 sweep32file() {
   run timeout 590 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source "file:$SHM" \
     --store "$SHM" --bandwidth 1gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
@@ -133,7 +148,7 @@ cpu2() {
 
 for stage in "$@"; do
   case "$stage" in
-    host|staging|checks|calib|readers|sweep32|sweep32file|sweep64|cpu2) "$stage" ;;
+    host|staging|checks|calib|readers|sweep32|sweep32file|sweep64|sweep64low|blind|cpu2) "$stage" ;;
     *) echo "device_round4: unknown stage $stage"; status=1 ;;
   esac
 done
