@@ -9,11 +9,15 @@ MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk, int64_t now_ns) {
   // Until the load lane has delivered a chunk its pace is unknown: it commits one chunk blind, no
   // more (measured on an H100 at 1 Gbps, 32K context, 1024-token chunks: each blind chunk costs
   // over a second, and two blind claims made Cake 30% slower than compute-only).
-  if (s.load_done == 0) return s.load_in_flight > 0 ? Verdict::later : Verdict::claim;
-  if (s.compute_done == 0) return Verdict::claim;
-  // The load lane's pace: chunks delivered so far over the time since t0 (pipeline fill included).
-  const double load_ns_per_chunk = static_cast<double>(s.load_last_done_ns) / s.load_done;
+  if (s.load_done == 0 && s.load_in_flight > 0) return Verdict::later;
+  if (s.load_done == 0 && s.nominal_load_ns_per_chunk <= 0) return Verdict::claim;
+  if (s.load_done > 0 && s.compute_done == 0) return Verdict::claim;
+  // The load lane's pace: chunks delivered so far over the time since t0 (pipeline fill included);
+  // before the first delivery, the link's nominal rate.
+  const double load_ns_per_chunk = s.load_done > 0 ? static_cast<double>(s.load_last_done_ns) / s.load_done
+                                                   : s.nominal_load_ns_per_chunk;
   const double load_eta_ns = (s.load_in_flight + 1) * load_ns_per_chunk;
+  if (s.load_done == 0 && compute_chunk_cost_ns(s, s.compute_next) <= 0) return Verdict::wait_for_compute;
   // The compute lane's: every chunk from the one it is on up to and including `chunk`, each at its
   // own cost, less what it has done of its run in progress. With the last run's pace for all of
   // them (round 3), chunks near the meet were taken for cheaper than they are, and the load lane
@@ -26,11 +30,17 @@ MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk, int64_t now_ns) {
     for (int i = s.compute_next; i < s.compute_next + s.compute_run_count; ++i) run_ns += compute_chunk_cost_ns(s, i);
     compute_eta_ns -= std::clamp(static_cast<double>(now_ns - s.compute_run_start_ns), 0.0, run_ns);
   }
-  return compute_eta_ns < load_eta_ns ? Verdict::stop : Verdict::claim;
+  if (compute_eta_ns >= load_eta_ns) return Verdict::claim;
+  return s.load_done == 0 ? Verdict::wait_for_compute : Verdict::stop;
 }
 
 double MeetGuard::compute_chunk_cost_ns(const State& s, int chunk) {
-  if (s.compute_chunk_ns <= 0) return 0;
+  if (s.compute_chunk_ns <= 0) {
+    if (s.compute_run_count == 0 || s.compute_layers <= 0 || s.compute_layers_done <= 0) return 0;
+    const double run_ns = static_cast<double>(s.compute_progress_ns - s.compute_run_start_ns) * s.compute_layers /
+                          s.compute_layers_done;
+    return run_ns / s.compute_run_count;
+  }
   const double spread = s.fit_w * s.fit_xx - s.fit_x * s.fit_x;  // w^2 times the variance of the index
   if (s.fit_w <= 0 || spread <= 1e-9 * s.fit_w * s.fit_w) return s.compute_chunk_ns;
   // A line that falls (a first run slowed by a warm-up, or by the load lane's work on the CPU's
@@ -72,9 +82,10 @@ int MeetGuard::run_length(const State& s, int unclaimed, int max_chunks) {
   return std::clamp(static_cast<int>(std::floor(share / 2)), 1, max_chunks);
 }
 
-void MeetGuard::start(int64_t t0_ns) {
+void MeetGuard::start(int64_t t0_ns, double nominal_load_ns_per_chunk) {
   std::lock_guard lock(mutex_);
   t0_ns_ = t0_ns;
+  s_.nominal_load_ns_per_chunk = nominal_load_ns_per_chunk;
 }
 
 void MeetGuard::compute_started(int first, int count, int64_t now_ns) {
@@ -176,6 +187,11 @@ std::optional<MeetGuard::Run> MeetGuard::compute_run() const {
 bool MeetGuard::load_began() const {
   std::lock_guard lock(mutex_);
   return s_.load_in_flight + s_.load_done > 0;
+}
+
+bool MeetGuard::compute_lane_finished() const {
+  std::lock_guard lock(mutex_);
+  return compute_lane_done_;
 }
 
 int MeetGuard::load_in_flight() const {

@@ -45,21 +45,31 @@ class MeetGuard {
     // cost grows with its index: cost(i) = a + b i (compute_chunk_cost_ns).
     double fit_w = 0, fit_x = 0, fit_xx = 0, fit_y = 0, fit_xy = 0;
     // Load lane.
+    // Before its first delivery: one chunk's payload over the link's nominal rate (the throttle's
+    // target), when one is known; 0: unknown (the first chunk is then claimed blind).
+    double nominal_load_ns_per_chunk = 0;
     int load_in_flight = 0;
     int load_done = 0;
     int64_t load_last_done_ns = 0;
   };
 
-  enum class Verdict { claim, later, stop };
+  enum class Verdict { claim, later, stop, wait_for_compute };
   // stop: the compute lane, at its pace, would finish `chunk` before the load lane could deliver
   // it. later: the load lane has not delivered anything yet and already holds a chunk: it commits
   // one chunk blind, no more, until its pace is known. `now_ns` (since t0) tells how far the
   // compute lane's run in progress has come.
+  // Before the first delivery, with a nominal rate known (nominal_load_ns_per_chunk): claim only
+  // when the compute lane would not finish the chunk sooner at that rate; wait_for_compute: ask
+  // again when the compute lane reports progress (its pace is not known yet, or it would be
+  // sooner now, which its next chunks, dearer than the first, may change). A blind claim where one
+  // chunk takes longer to arrive than the whole prefill made Cake 3.5x compute-only (H200, 32K,
+  // 0.25 Gbps, results/h200/round4/blind).
   static Verdict judge(const State& s, int chunk, int64_t now_ns);
 
   // What the compute lane will take for chunk `chunk`, from the line fitted to its finished runs
   // (never cheaper than its last run's chunks: chunks only get dearer with their index); its last
-  // run's pace while the runs it finished sit at one index or the line falls. 0 when it finished none.
+  // run's pace while the runs it finished sit at one index or the line falls. Before it finished
+  // any: its run in progress's layers so far, scaled to the whole chunk; 0 when none reported.
   static double compute_chunk_cost_ns(const State& s, int chunk);
 
   enum class Takeover { take, leave, unknown };
@@ -75,7 +85,7 @@ class MeetGuard {
   static int run_length(const State& s, int unclaimed, int max_chunks);
 
   // ---- the live guard of one request (thread-safe) ----
-  void start(int64_t t0_ns);
+  void start(int64_t t0_ns, double nominal_load_ns_per_chunk = 0);
   void compute_started(int first, int count, int64_t now_ns);
   void compute_progress(int layers_done, int layers, int64_t now_ns);
   void compute_finished(int first, int count, int64_t duration_ns);
@@ -94,6 +104,7 @@ class MeetGuard {
   };
   std::optional<Run> compute_run() const;
   int load_in_flight() const;
+  bool compute_lane_finished() const;  // compute_lane_done() was called
   bool load_began() const;  // the load lane has claimed a chunk
   // Waits until the compute lane reports progress, finishes or gives up its run, or ends.
   void wait_for_compute_news();

@@ -149,10 +149,16 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
       }
       return next_taken_over();
     }
-    if (const std::optional<int> next = claims.peek_for_load()) {
+    for (std::optional<int> next = claims.peek_for_load(); next; next = claims.peek_for_load()) {
       const MeetGuard::Verdict verdict = guard.judge(*next, now_ns());
       if (verdict == MeetGuard::Verdict::stop) return std::nullopt;
       if (verdict == MeetGuard::Verdict::later) return LoadPipeline::kClaimLater;
+      if (verdict == MeetGuard::Verdict::wait_for_compute && !guard.compute_lane_finished()) {
+        // Nothing in flight yet: ask again at the compute lane's next report.
+        if (abort_loads.load()) return std::nullopt;
+        guard.wait_for_compute_news();
+        continue;
+      }
       const std::optional<int> chunk = claims.claim_for_load();
       if (chunk) guard.load_claimed();
       return chunk;
@@ -234,11 +240,20 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     }
   } joiner{load_thread, abort_loads, gate};
 
+  // Cake's first claim: one chunk's payload over the link's nominal rate, where the throttle has one
+  // (not with codecs, whose chunks are smaller by a ratio known only once the store is open, nor
+  // with a load lane per rank).
+  double nominal_load_ns_per_chunk = 0;
+  if (guarded && load && load->shards.empty() && load->throttle && load->key.codec == "none" &&
+      load->throttle->peak_bytes_per_sec() > 0)
+    nominal_load_ns_per_chunk = static_cast<double>(backend.kv_cache().chunk_bytes(options.chunk_tokens)) /
+                                load->throttle->peak_bytes_per_sec() * 1e9;
+
   // ---- t0 ------------------------------------------------------------------------------------
   std::vector<ChunkEvent> compute_events;
   const int64_t cpu0 = process_cpu_ns();
   t0 = now_ns();
-  guard.start(t0);
+  guard.start(t0, nominal_load_ns_per_chunk);
   gate.open();
 
   const int gate_steps = backend.model().layers * std::max(1, backend.gate_steps_per_layer());

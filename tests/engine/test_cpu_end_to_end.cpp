@@ -84,7 +84,9 @@ TEST(EndToEnd, InjectedLoadFaultsAreRecoveredAndReported) {
   SweepConfig config = small_sweep(f.model, f.seed, f.dir.path);
   config.modes = {parse_mode("io"), parse_mode("cake")};
   config.sources = {parse_source_spec("file")};
-  config.bandwidths = {4e6};
+  // Fast enough that Cake's first claim (weighed at the throttle's rate against the compute lane's
+  // pace) is chunk 9 whatever this machine's speed.
+  config.bandwidths = {4e9};
   config.source_options.inject_fail_chunks = {9, 4};
 
   for (const PointResult& p : run_sweep(*f.choice.backend, config, nullptr)) {

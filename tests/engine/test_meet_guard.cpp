@@ -52,6 +52,7 @@ const char* name_of(MeetGuard::Verdict v) {
     case MeetGuard::Verdict::claim: return "claim";
     case MeetGuard::Verdict::later: return "later";
     case MeetGuard::Verdict::stop: return "stop";
+    case MeetGuard::Verdict::wait_for_compute: return "wait_for_compute";
   }
   return "?";
 }

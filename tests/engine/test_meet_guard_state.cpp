@@ -149,3 +149,38 @@ TEST(MeetGuard, RunsShrinkTowardTheMeet) {
   // Loading 3x as fast: share 4 of 16, runs of 2.
   EXPECT_EQ(MeetGuard::run_length(paced(2, 10, 2, 30), 16, 8), 2);
 }
+
+TEST(MeetGuard, TheFirstClaimWeighsTheLinksNominalRate) {
+  State s;
+  // No rate known: the first chunk is claimed blind.
+  EXPECT_EQ(MeetGuard::judge(s, 15, 0), MeetGuard::Verdict::claim);
+  // A chunk takes 100 ms at the throttle's rate; the compute lane has reported nothing yet.
+  s.nominal_load_ns_per_chunk = 100.0 * kMs;
+  EXPECT_EQ(MeetGuard::judge(s, 15, 0), MeetGuard::Verdict::wait_for_compute);
+  // Chunk 0 in progress: 2 of 4 layers in 5 ms, so 10 ms a chunk.
+  s.compute_run_count = 1;
+  s.compute_layers = 4;
+  s.compute_layers_done = 2;
+  s.compute_progress_ns = 5 * kMs;
+  EXPECT_DOUBLE_EQ(MeetGuard::compute_chunk_cost_ns(s, 0), 10.0 * kMs);
+  // Chunk 5: 6 x 10 - 5 = 55 ms, sooner than the load lane: wait (not stop: the next chunks, dearer
+  // than the first, may show the compute lane slower).
+  EXPECT_EQ(MeetGuard::judge(s, 5, 5 * kMs), MeetGuard::Verdict::wait_for_compute);
+  // Chunk 15: 16 x 10 - 5 = 155 ms: claim.
+  EXPECT_EQ(MeetGuard::judge(s, 15, 5 * kMs), MeetGuard::Verdict::claim);
+  // Once a chunk is in flight, the rule of one blind chunk holds; once one was delivered, the
+  // measured pace replaces the nominal one (here 20 ms a chunk: chunk 5 is the load lane's).
+  s.load_in_flight = 1;
+  EXPECT_EQ(MeetGuard::judge(s, 14, 5 * kMs), MeetGuard::Verdict::later);
+  s.load_in_flight = 0;
+  s.load_done = 1;
+  s.load_last_done_ns = 20 * kMs;
+  s.compute_done = 1;
+  s.compute_next = 1;
+  s.compute_run_count = 0;
+  s.compute_chunk_ns = 10.0 * kMs;
+  s.fit_w = 1;
+  s.fit_y = 10.0 * kMs;
+  EXPECT_EQ(MeetGuard::judge(s, 5, 20 * kMs), MeetGuard::Verdict::claim);
+  EXPECT_EQ(MeetGuard::judge(s, 1, 20 * kMs), MeetGuard::Verdict::stop);  // 10 ms of compute against 20
+}
