@@ -120,7 +120,7 @@ sweep64low() {
 
 blind() {
   run timeout 200 "$B" run --quiet --context 32k --suffix 128 --mode compute,cake,oracle --source mem \
-    --store "$SHM" --bandwidth 0.25gbps,0.5gbps --repeat 1 --warmup 0 --verify token --out "$RES/blind"
+    --store "$SHM" --bandwidth "${BLIND_BANDWIDTHS:-0.25gbps,0.5gbps}" --repeat 1 --warmup 0 --verify token --out "$RES/blind"
   pack blind
 }
 
