@@ -14,6 +14,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_raii.hpp"
+#include "gpu_present.hpp"
 #include "loaders/crc32c_gpu.hpp"
 #endif
 
@@ -21,14 +22,7 @@ namespace cake {
 namespace {
 
 #if defined(CAKE_HAVE_CUDA)
-bool have_gpu() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    return false;
-  }
-  return true;
-}
+using test::have_gpu;
 
 // The spans in one poisoned device buffer, random bytes in them; `payload` gets them in order.
 std::vector<DeviceSpan> upload_spans(std::mt19937_64& rng, const std::vector<uint64_t>& lengths, cuda::DeviceBuffer& memory,

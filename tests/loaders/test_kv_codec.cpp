@@ -23,6 +23,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_raii.hpp"
+#include "gpu_present.hpp"
 #include "loaders/kv_codec_gpu.hpp"
 #endif
 
@@ -478,13 +479,9 @@ TEST(KvCodecStore, ReaderRefusesUnknownCodecsAndWrongSizes) {
 
 #if defined(CAKE_HAVE_CUDA)
 bool have_gpu(std::string& why) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    why = "no GPU: the GPU decoder needs one";
-    return false;
-  }
-  return true;
+  if (test::have_gpu()) return true;
+  why = "no GPU: the GPU decoder needs one";
+  return false;
 }
 
 // The GPU decoder writes exactly the CPU decoder's bytes, into poisoned memory, at a token offset.

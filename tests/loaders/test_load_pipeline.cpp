@@ -24,6 +24,7 @@
 #include <cuda_runtime.h>
 
 #include "common/cuda_raii.hpp"
+#include "gpu_present.hpp"
 #endif
 
 namespace cake {
@@ -451,14 +452,7 @@ struct DeviceCache {
   }
 };
 
-bool have_gpu() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    cudaGetLastError();
-    return false;
-  }
-  return true;
-}
+using test::have_gpu;
 #endif
 
 // The GPU checks chunks only when they go through byte staging into a device cache: asked for a
