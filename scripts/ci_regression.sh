@@ -31,7 +31,12 @@ BASELINE=results/baselines/cpu-tiny
 SWEEP=(--quiet --backend cpu --model tiny --context 1k --suffix 16 --chunk 64 --mode compute,io,cake
        --bandwidth 0.04gbps --repeat 7 --warmup 1 --cpu-threads 1 --source mem --store "$WORK/store")
 METRICS=compute/probe,io/ideal
-THRESHOLD_PCT=${CAKE_GATE_THRESHOLD_PCT:-40}
+# 60%: a 2x slowdown reads +91% to +160% on compute/probe and +98% to +100% on io/ideal, while on
+# 2026-12-01 the probe's machine-speed cancellation failed for minutes at a time: compute/probe read
+# +35.5% twice and +42.7% once (a fresh clone's CI) on unchanged code, +3% to +6% before and after
+# (results/baselines/cpu-tiny/GATE.md). The probe is core-bound; the compute lane also leans on the
+# caches and memory, which another tenant can slow without slowing the probe.
+THRESHOLD_PCT=${CAKE_GATE_THRESHOLD_PCT:-60}
 COMPARE=(--ratios-only --metrics "$METRICS" --threshold-pct "$THRESHOLD_PCT")
 mkdir -p "$WORK"
 
