@@ -1,7 +1,11 @@
-// RAII for an io_uring instance.
+// RAII for an io_uring instance, and one read over it to the end of a range.
 #pragma once
 
 #include <liburing.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
 
 #include "common/error.hpp"
 
@@ -21,6 +25,55 @@ class Ring {
  private:
   io_uring ring_{};
 };
+
+// How read_range() ended.
+struct RangeRead {
+  enum class Fault { none, no_sqe, ring, read, truncated };
+  Fault fault = Fault::none;
+  int error = 0;       // errno (positive) for ring and read faults
+  uint64_t bytes = 0;  // bytes read before the fault, a truncated read's last short piece included
+};
+
+// Reads [offset, offset + bytes) of `fd` into `dst`, one read in flight on `ring`, resubmitting the
+// rest after a short read, EINTR or EAGAIN. A read that returns nothing, or (with `block` > 0, for
+// O_DIRECT) stops short of a block boundary, means the file ends inside the range: truncated.
+inline RangeRead read_range(Ring& ring, int fd, std::byte* dst, uint64_t bytes, uint64_t offset, uint64_t block) {
+  RangeRead r;
+  while (r.bytes < bytes) {
+    io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
+    if (!sqe) {
+      r.fault = RangeRead::Fault::no_sqe;
+      return r;
+    }
+    io_uring_prep_read(sqe, fd, dst + r.bytes, static_cast<unsigned>(bytes - r.bytes), offset + r.bytes);
+    int ret = io_uring_submit_and_wait(ring.get(), 1);
+    if (ret == -EINTR) ret = 0;  // the read may be submitted: wait for its completion below
+    io_uring_cqe* cqe = nullptr;
+    if (ret >= 0) {
+      do ret = io_uring_wait_cqe(ring.get(), &cqe);
+      while (ret == -EINTR);
+    }
+    if (ret < 0) {
+      r.fault = RangeRead::Fault::ring;
+      r.error = -ret;
+      return r;
+    }
+    const int res = cqe->res;
+    io_uring_cqe_seen(ring.get(), cqe);
+    if (res == -EINTR || res == -EAGAIN) continue;
+    if (res < 0) {
+      r.fault = RangeRead::Fault::read;
+      r.error = -res;
+      return r;
+    }
+    r.bytes += static_cast<uint64_t>(res);
+    if (res == 0 || (block > 0 && static_cast<uint64_t>(res) % block != 0)) {
+      r.fault = RangeRead::Fault::truncated;
+      return r;
+    }
+  }
+  return r;
+}
 
 // Whether this kernel lets us create a ring at all (seccomp and old kernels say no).
 inline bool io_uring_available() {

@@ -155,42 +155,21 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
     LoadLaneWork busy;
     const int64_t read_from = now_ns();
     if (out.first_byte_ns == 0) out.first_byte_ns = read_from;
-    uint64_t got = 0;
     const uint64_t file_offset = entry.offset + at;
-    while (got < want) {
-      io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
-      if (!sqe) {
-        out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": no free io_uring entry");
+    // An O_DIRECT read stops short of a block boundary only where the file ends.
+    const RangeRead r = read_range(ring, file.fd, piece.dst + (at - piece.offset), want, file_offset,
+                                   file.o_direct ? kStoreAlignment : 0);
+    const std::string where = cat("reading chunk ", piece.chunk, " of ", file.path);
+    switch (r.fault) {
+      case RangeRead::Fault::none: break;
+      case RangeRead::Fault::no_sqe: out.error = cat(where, ": no free io_uring entry"); break;
+      case RangeRead::Fault::ring: out.error = cat(where, ": io_uring: ", errno_text(r.error)); break;
+      case RangeRead::Fault::read:
+        out.error = cat(where, " (", want - r.bytes, " bytes at file offset ", file_offset + r.bytes, "): ", errno_text(r.error));
         break;
-      }
-      io_uring_prep_read(sqe, file.fd, piece.dst + (at - piece.offset) + got, static_cast<unsigned>(want - got),
-                         file_offset + got);
-      int ret = io_uring_submit_and_wait(ring.get(), 1);
-      if (ret == -EINTR) ret = 0;  // the read may be submitted: wait for its completion below
-      io_uring_cqe* cqe = nullptr;
-      if (ret >= 0) {
-        do ret = io_uring_wait_cqe(ring.get(), &cqe);
-        while (ret == -EINTR);
-      }
-      if (ret < 0) {
-        out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": io_uring: ", errno_text(-ret));
+      case RangeRead::Fault::truncated:
+        out.error = cat(where, ": the file ends at byte ", file_offset + r.bytes, ", inside the chunk (truncated store)");
         break;
-      }
-      const int res = cqe->res;
-      io_uring_cqe_seen(ring.get(), cqe);
-      if (res == -EINTR || res == -EAGAIN) continue;
-      if (res < 0) {
-        out.error = cat("reading chunk ", piece.chunk, " of ", file.path, " (", want - got, " bytes at file offset ",
-                        file_offset + got, "): ", errno_text(-res));
-        break;
-      }
-      // An O_DIRECT read stops short of a block boundary only where the file ends.
-      if (res == 0 || (file.o_direct && res % static_cast<int>(kStoreAlignment) != 0)) {
-        out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": the file ends at byte ",
-                        file_offset + got + static_cast<uint64_t>(res), ", inside the chunk (truncated store)");
-        break;
-      }
-      got += static_cast<uint64_t>(res);
     }
     stats.read_ns += now_ns() - read_from;
     if (!out.error.empty()) break;

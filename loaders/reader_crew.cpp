@@ -68,39 +68,15 @@ ReadDone ReaderCrew::read_one(Ring& ring, const ReadJob& job) {
   LoadLaneWork busy;  // the crew's reads are not throttled here (the lane books them before)
   ReadDone d;
   d.job = job;
-  while (d.bytes_read < job.bytes) {
-    io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
-    if (!sqe) {
-      d.error = EBUSY;  // cannot happen: one read at a time on a 4-entry ring
-      break;
-    }
-    io_uring_prep_read(sqe, job.fd, job.dst + d.bytes_read, static_cast<unsigned>(job.bytes - d.bytes_read),
-                       job.file_offset + d.bytes_read);
-    int ret = io_uring_submit_and_wait(ring.get(), 1);
-    if (ret == -EINTR) ret = 0;  // the read may be submitted: wait for its completion below
-    io_uring_cqe* cqe = nullptr;
-    if (ret >= 0) {
-      do ret = io_uring_wait_cqe(ring.get(), &cqe);
-      while (ret == -EINTR);
-    }
-    if (ret < 0) {
-      d.error = -ret;
-      break;
-    }
-    const int res = cqe->res;
-    io_uring_cqe_seen(ring.get(), cqe);
-    if (res == -EINTR || res == -EAGAIN) continue;
-    if (res < 0) {
-      d.error = -res;
-      break;
-    }
-    // An O_DIRECT read stops short of a block boundary only where the file ends.
-    if (res == 0 || (job.o_direct && res % static_cast<int>(kStoreAlignment) != 0)) {
-      d.bytes_read += static_cast<uint64_t>(res);
-      d.truncated = true;
-      break;
-    }
-    d.bytes_read += static_cast<uint64_t>(res);
+  // An O_DIRECT read stops short of a block boundary only where the file ends.
+  const RangeRead r = read_range(ring, job.fd, job.dst, job.bytes, job.file_offset, job.o_direct ? kStoreAlignment : 0);
+  d.bytes_read = r.bytes;
+  switch (r.fault) {
+    case RangeRead::Fault::none: break;
+    case RangeRead::Fault::no_sqe: d.error = EBUSY; break;  // cannot happen: one read at a time on a 4-entry ring
+    case RangeRead::Fault::ring:
+    case RangeRead::Fault::read: d.error = r.error; break;
+    case RangeRead::Fault::truncated: d.truncated = true; break;
   }
   if (d.error == 0 && !d.truncated && job.offset < job.payload_bytes) {
     d.hashed_bytes = std::min(job.bytes, job.payload_bytes - job.offset);
