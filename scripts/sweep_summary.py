@@ -12,7 +12,7 @@ def main(path):
     for p in d["points"]:
         bw = p["bandwidth_gbps"]
         rows.setdefault((p["source"], float("inf") if bw is None else bw), {})[p["mode"]] = p
-    print("| source | bandwidth (Gbps) | compute | io | cake | oracle | cake/min(compute, io) | cake/oracle "
+    print("| source | bandwidth (Gbps) | compute (ms) | io (ms) | cake (ms) | oracle (ms) | cake/min(compute, io) | cake/oracle "
           "| cake meet_idle_ms | cake meet chunk | oracle split | io load_gbps | io loader-bound | reps |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     worst_min = worst_oracle = 0.0
