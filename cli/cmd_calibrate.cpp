@@ -47,6 +47,7 @@ struct CalibrateArgs {
   std::string piece_size = "4MiB";
   int chunks_in_flight = 8;
   std::string checksum = "auto";     // byte staging: where chunks are checksummed (auto, cpu, gpu)
+  std::string file_reads = "auto";  // file source pieces: auto, uring, map
 };
 
 // A throttled point whose achieved rate is under this share of its target measured the loader,
@@ -241,6 +242,7 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
   out["staging_size"] = args.staging_size;
   out["piece_size"] = args.piece_size;
   out["checksum"] = args.checksum;
+  out["file_reads"] = args.file_reads;
   out["chunks_in_flight"] = args.chunks_in_flight;
   out["repeat"] = args.repeat;
   out["points"] = pts;
@@ -275,6 +277,7 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
   options.queue_depth = args.queue_depth;
   options.request_bytes = parse_bytes(args.request_size);
   options.reader_threads = args.reader_threads > 0 ? args.reader_threads : FileSource::default_reader_threads();
+  options.reads = parse_file_reads(args.file_reads);
   if (args.staging != "pieces" && args.staging != "chunks")
     throw UsageError(cat("invalid --staging '", args.staging, "': use pieces or chunks"));
   if (args.chunks_in_flight < 1 || args.chunks_in_flight > 64) throw UsageError("--chunks-in-flight must be 1 to 64");
@@ -400,6 +403,10 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
                   "Byte staging into a GPU KV cache: where each chunk's CRC-32C is checked. cpu: by the reader threads "
                   "as bytes land; gpu: by a kernel over the chunk's bytes in the KV cache after its copies, so the "
                   "readers only read; auto: gpu for the file source into a GPU cache, cpu otherwise")
+      ->capture_default_str();
+  cmd->add_option("--file-reads", args->file_reads,
+                  "File source, byte staging: uring (io_uring reads), map (copies out of a read-only mapping of the "
+                  "store with streaming stores), auto (map on a memory filesystem, uring otherwise)")
       ->capture_default_str();
   cmd->add_option("--chunks-in-flight", args->chunks_in_flight, "Chunks claimed and not yet resident at once")
       ->capture_default_str();

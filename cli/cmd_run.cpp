@@ -218,6 +218,7 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r, const std::stri
           {"queue_depth", f.queue_depth},
           {"request_bytes", r.sweep.source_options.request_bytes},
           {"o_direct", !f.buffered},
+          {"file_reads", f.file_reads},
           {"staging_slots", f.staging_slots},
           {"staging_bytes", r.sweep.staging_bytes},
           {"piece_bytes", r.sweep.piece_bytes},

@@ -100,6 +100,12 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
   cmd->add_option("--queue-depth", f.queue_depth, "io_uring reads in flight")->capture_default_str();
   cmd->add_option("--request-size", f.request_size, "io_uring read size")->capture_default_str();
   cmd->add_flag("--buffered", f.buffered, "Read the store through the page cache (no O_DIRECT)");
+  cmd->add_option("--file-reads", f.file_reads,
+                  "File source: how the reader threads get each piece's bytes. uring: io_uring reads (O_DIRECT unless "
+                  "--buffered); map: copies out of a read-only mapping of the store with streaming stores; auto: map for "
+                  "a store on a memory filesystem (tmpfs, ramfs: a read() there is one more copy through the cache), "
+                  "uring otherwise")
+      ->capture_default_str();
   cmd->add_option("--staging-slots", f.staging_slots, "Chunks in flight in the load lane")->capture_default_str();
   cmd->add_option("--tp-throttle", f.tp_throttle,
                   "With --tp: per-gpu (each rank's load lane gets --bandwidth) or shared (all ranks share one "
@@ -286,6 +292,7 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   if (s.source_options.request_bytes < 4096 || s.source_options.request_bytes % 4096 != 0)
     throw UsageError(cat("--request-size must be a multiple of 4 KiB (O_DIRECT), got ", f.request_size));
   s.source_options.o_direct = !f.buffered;
+  s.source_options.file_reads = parse_file_reads(f.file_reads);
   s.source_options.tcp_pipeline = f.tcp_pipeline;
   if (f.tcp_connections < 1 || f.tcp_connections > 64) throw UsageError(cat("--tcp-connections must be 1 to 64, got ", f.tcp_connections));
   s.source_options.tcp_connections = f.tcp_connections;

@@ -65,6 +65,7 @@ std::unique_ptr<KvSource> SourceProvider::make(const SourceSpec& spec, const Sto
       o.queue_depth = options_.queue_depth;
       o.request_bytes = options_.request_bytes;
       o.o_direct = options_.o_direct;
+      o.reads = options_.file_reads;
       source = std::make_unique<FileSource>(store_path_for(spec, key), o, throttle);
       break;
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/source_spec.hpp"
+#include "loaders/file_source.hpp"
 #include "loaders/kv_source.hpp"
 #include "loaders/store_format.hpp"
 #include "loaders/throttle.hpp"
@@ -18,6 +19,7 @@ struct SourceOptions {
   int queue_depth = 16;
   uint64_t request_bytes = 1 << 20;
   bool o_direct = true;
+  FileReads file_reads = FileReads::automatic;  // file source pieces: io_uring reads or copies out of a mapping
   int tcp_pipeline = 4;
   int tcp_connections = 1;
   double tcp_timeout_s = 10;

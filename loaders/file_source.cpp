@@ -3,8 +3,11 @@
 // io_uring_cq_advance), waiting with io_uring_wait_cqe(_timeout) only when none is.
 #include "loaders/file_source.hpp"
 
+#include "common/stream_copy.hpp"
+
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/uio.h>
 
@@ -15,12 +18,29 @@
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
 #include "common/error.hpp"
+#include "common/stream_copy.hpp"
 #include "common/sysinfo.hpp"
 #include "common/units.hpp"
 #include "loaders/chunk_checksum.hpp"
 #include "loaders/store_file.hpp"
 
 namespace cake {
+
+FileReads parse_file_reads(std::string_view text) {
+  if (text == "auto") return FileReads::automatic;
+  if (text == "uring") return FileReads::uring;
+  if (text == "map") return FileReads::mapped;
+  throw UsageError(cat("invalid file reads '", text, "': use auto, uring or map"));
+}
+
+const char* to_string(FileReads reads) {
+  switch (reads) {
+    case FileReads::automatic: return "auto";
+    case FileReads::uring: return "uring";
+    case FileReads::mapped: return "map";
+  }
+  return "?";
+}
 
 FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* throttle)
     : path_(std::move(path)), options_(options), throttle_(throttle) {
@@ -79,6 +99,11 @@ std::string FileSource::describe() const {
   std::string io;
   if (!opened_) io = options_.o_direct ? "O_DIRECT requested" : "buffered (O_DIRECT off)";
   else io = o_direct_ ? "O_DIRECT" : cat("buffered: ", o_direct_detail_);
+  if (opened_ && pieces_used_ && mapping_.valid()) {
+    return cat("file:", path_, " (mapped read-only, pieces copied out with ", copy_streaming_kind(),
+               " streaming stores by ", readers_, " reader threads, ", format_bytes(options_.request_bytes),
+               " requests, throttle ", throttle_ ? throttle_->describe() : "none", ")");
+  }
   if (opened_ && pieces_used_) {
     return cat("file:", path_, " (io_uring, ", io, ", pieces read by ", readers_, " reader threads with a ring each, ",
                format_bytes(options_.request_bytes), " requests, throttle ", throttle_ ? throttle_->describe() : "none", ")");
@@ -127,17 +152,24 @@ const StoreHeader& FileSource::open(const StoreKey& expected) {
   }
   // A read that the kernel serves by copying (page cache, or tmpfs/ramfs whose "disk" is memory)
   // runs inline on the submitting thread unless punted to io_uring's workers.
+  struct statfs fs{};
+  const bool memory_fs = ::fstatfs(fd_.get(), &fs) == 0 &&
+                         (fs.f_type == TMPFS_MAGIC || fs.f_type == static_cast<decltype(fs.f_type)>(RAMFS_MAGIC));
   async_ = false;
   if (options_.async_copies) {
-    struct statfs fs{};
-    const bool memory_fs = ::fstatfs(fd_.get(), &fs) == 0 &&
-                           (fs.f_type == TMPFS_MAGIC || fs.f_type == static_cast<decltype(fs.f_type)>(RAMFS_MAGIC));
     async_ = !o_direct_ || memory_fs;
     async_detail_ = memory_fs ? "memory filesystem: reads are CPU copies" : "buffered reads are CPU copies";
   }
   threaded_ = async_ && readers_ > 1;
   pieces_used_ = false;
-  pieces_->start({fd_.get(), o_direct_, path_, &header_, throttle_, options_.request_bytes});
+  mapping_.reset();
+  if (options_.reads == FileReads::mapped || (options_.reads == FileReads::automatic && memory_fs)) {
+    struct stat st{};
+    check_sys(::fstat(fd_.get(), &st), cat("fstat of store ", path_));
+    mapping_ = MappedFile(fd_.get(), static_cast<uint64_t>(st.st_size), cat("store ", path_));
+  }
+  pieces_->start({fd_.get(), o_direct_, path_, &header_, throttle_, options_.request_bytes,
+                  mapping_.valid() ? &mapping_ : nullptr});
   chunks_.assign(header_.chunks.size(), ChunkState{});
   issue_queue_.clear();
   retry_queue_.clear();

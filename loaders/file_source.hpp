@@ -14,9 +14,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/fd.hpp"
+#include "common/mapped_file.hpp"
 #include "common/uring.hpp"
 #include "loaders/checksum_pool.hpp"
 #include "loaders/piece_readers.hpp"
@@ -25,6 +27,15 @@
 #include "loaders/throttle.hpp"
 
 namespace cake {
+
+// How the reader threads get a piece's bytes (PieceReaders): io_uring reads, or copies out of a
+// read-only mapping of the file with streaming stores. `automatic` maps stores on a memory
+// filesystem (tmpfs, ramfs), whose pages are the data: a read() there is the kernel's copy through
+// the cache into staging, which the copy engine then reads from memory again. On a disk, io_uring
+// (O_DIRECT) stays: a mapping would go through the page cache's read-ahead one fault at a time.
+enum class FileReads { automatic, uring, mapped };
+FileReads parse_file_reads(std::string_view text);  // "auto", "uring", "map"; UsageError otherwise
+const char* to_string(FileReads reads);             // "auto", "uring", "map"
 
 struct FileSourceOptions {
   int queue_depth = 16;                 // reads in flight at once
@@ -37,6 +48,7 @@ struct FileSourceOptions {
                                         //   piece_source() (always) and CPU-copy chunk reads (0:
                                         //   default_reader_threads())
   int checksum_workers = 0;             // 0: ChecksumPool::default_workers()
+  FileReads reads = FileReads::automatic;  // of the pieces (piece_source()); whole-chunk reads use io_uring
 };
 
 class FileSource : public KvSource {
@@ -69,6 +81,8 @@ class FileSource : public KvSource {
   // After open(): whether reads really bypass the page cache, and if not, why.
   bool o_direct() const { return o_direct_; }
   const std::string& o_direct_detail() const { return o_direct_detail_; }
+  // After open(): whether pieces are copied out of a mapping of the file (FileReads).
+  bool mapped() const { return mapping_.valid(); }
   // Whether reads go to io_uring registered buffers (IORING_OP_READ_FIXED), and if not, why.
   bool fixed_buffers() const { return fixed_buffers_; }
   const std::string& path() const { return path_; }
@@ -120,6 +134,9 @@ class FileSource : public KvSource {
   Throttle* throttle_;
   std::unique_ptr<Ring> ring_;
   UniqueFd fd_;
+  // The file, mapped at open() (timed, like the reads) when pieces are copied out of it; unmapped
+  // at the next open() or with the source, after its run.
+  MappedFile mapping_;
   bool opened_ = false;
   StoreHeader header_;
   bool o_direct_ = false;

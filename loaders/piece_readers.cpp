@@ -7,11 +7,34 @@
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
 #include "common/load_lane_work.hpp"
+#include "common/stream_copy.hpp"
 #include "common/error.hpp"
 #include "common/uring.hpp"
 #include "loaders/throttle.hpp"
 
 namespace cake {
+namespace {
+
+// One request out of the file's mapping, in read_range()'s terms: a file that now ends inside the
+// range is `truncated` (MappedFile::populate() says so instead of a SIGBUS on the copy).
+RangeRead copy_mapped(const MappedFile& mapped, std::byte* dst, uint64_t bytes, uint64_t file_offset) {
+  RangeRead r;
+  const int err = mapped.populate(file_offset, bytes);
+  if (err == EFAULT || err == ERANGE) {
+    r.fault = RangeRead::Fault::truncated;
+    return r;
+  }
+  if (err != 0) {
+    r.fault = RangeRead::Fault::read;
+    r.error = err;
+    return r;
+  }
+  copy_streaming(dst, mapped.data() + file_offset, bytes);
+  r.bytes = bytes;
+  return r;
+}
+
+}  // namespace
 
 PieceReaders::PieceReaders(int threads) {
   if (threads < 1 || threads > 64) throw UsageError(cat("piece readers: ", threads, " threads (1 to 64)"));
@@ -157,8 +180,9 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
     if (out.first_byte_ns == 0) out.first_byte_ns = read_from;
     const uint64_t file_offset = entry.offset + at;
     // An O_DIRECT read stops short of a block boundary only where the file ends.
-    const RangeRead r = read_range(ring, file.fd, piece.dst + (at - piece.offset), want, file_offset,
-                                   file.o_direct ? kStoreAlignment : 0);
+    const RangeRead r = file.mapped ? copy_mapped(*file.mapped, piece.dst + (at - piece.offset), want, file_offset)
+                                    : read_range(ring, file.fd, piece.dst + (at - piece.offset), want, file_offset,
+                                                 file.o_direct ? kStoreAlignment : 0);
     const std::string where = cat("reading chunk ", piece.chunk, " of ", file.path);
     switch (r.fault) {
       case RangeRead::Fault::none: break;

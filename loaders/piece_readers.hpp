@@ -6,6 +6,9 @@
 // CRC over the piece, unless the piece is checked on the GPU (PieceRead::checksum false). Several threads keep several pieces landing at once; one core copies only
 // ~4-5 GB/s out of tmpfs.
 //
+// With PieceReaderFile::mapped, a request is instead copied out of a mapping of the file (after
+// MappedFile::populate(), which answers a truncated file with an error, not a signal).
+//
 // Requests of one piece are read one after another on its thread: for a block device with
 // O_DIRECT, the reads in flight are as many as the threads (not a deeper queue per thread).
 #pragma once
@@ -19,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/mapped_file.hpp"
 #include "loaders/kv_source.hpp"
 #include "loaders/store_format.hpp"
 
@@ -46,6 +50,10 @@ struct PieceReaderFile {
   const StoreHeader* header = nullptr;  // chunk offsets and payload sizes; outlives the reads
   Throttle* throttle = nullptr;         // may be null (unlimited)
   uint64_t request_bytes = 1ull << 20;  // a multiple of 4 KiB
+  // When set (a store on a memory filesystem), requests are copied out of this read-only mapping of
+  // the file with streaming stores (common/stream_copy.hpp) instead of read through the ring: no
+  // kernel copy through the cache into staging that the copy engine reads next. Outlives the reads.
+  const MappedFile* mapped = nullptr;
 };
 
 class PieceReaders final : public PieceSource {

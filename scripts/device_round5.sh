@@ -8,6 +8,8 @@
 #   blind    llama-3-8b 32K from mem, compute/cake/oracle at $BLIND_BANDWIDTHS (default 0.25, 0.5, 1,
 #            2 Gbps): the first claim now weighs the link's nominal rate (round 4 measured 3.48x and
 #            1.74x compute-only at 0.25 and 0.5 Gbps before that fix)
+#   calib    calibrate mem, then file:/dev/shm with --file-reads uring and map alternating (3 calls
+#            each), then the file throttle at 1-400 Gbps (auto: map on /dev/shm)
 #   sweep32file  llama-3-8b 32K file:/dev/shm 1-400 Gbps + unlimited, compute/io/cake/oracle
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders test_engine test_kernels_gpu
 #       test_kernels probe_host_paths" CARRY_DIR=.carry-r5a scripts/device_pack.sh
@@ -49,6 +51,23 @@ blind() {
   pack blind
 }
 
+calib() {
+  # mem once; then the file source from /dev/shm, io_uring reads against copies out of a mapping,
+  # alternating, three calls each (each the median of 3 loads), GPU checksums (the default there)
+  mkdir -p "$RES/calib"
+  run timeout 90 "$B" calibrate --store "$CAL" --size 4GiB --source mem --repeat 2 --json-out "$RES/calib/mem.json"
+  for round in 1 2 3; do
+    for reads in uring map; do
+      run timeout 90 "$B" calibrate --store "$CAL" --size 4GiB --source file --repeat 3 --no-fio --file-reads $reads \
+        --json-out "$RES/calib/file-$reads-$round.json"
+    done
+  done
+  run timeout 120 "$B" calibrate --store "$CAL" --size 4GiB --source file --bandwidth 1gbps..256gbps:x2,400gbps \
+    --point-seconds 0.5 --no-fio --json-out "$RES/calib/file-throttle.json"
+  rm -rf "$CAL"
+  pack calib
+}
+
 sweep32file() {
   run timeout 590 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source "file:$SHM" \
     --store "$SHM" --bandwidth 1gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
@@ -58,7 +77,7 @@ sweep32file() {
 
 for stage in "$@"; do
   case "$stage" in
-    probe|checks|blind|sweep32file) "$stage" ;;
+    probe|checks|blind|calib|sweep32file) "$stage" ;;
     *) echo "device_round5: unknown stage $stage"; status=1 ;;
   esac
 done

@@ -5,6 +5,8 @@
 #include <filesystem>
 
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
@@ -199,14 +201,15 @@ TEST(FileSource, FlippedPayloadByteFailsThatChunkOnlyOnReaderThreads) {
 
 // The piece reads of the byte pipeline: random pieces of random chunks land bit-exact with the
 // CRC-32C of exactly their payload bytes; pieces past a truncation fail naming chunk and file.
-void pieces_round_trip(bool o_direct, int reader_threads, bool truncate) {
+void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileReads reads = FileReads::automatic) {
   Seeded s;
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
   const auto store = test::write_random_store(dir.file("p.kvstore"), shape, s.rng);
   FileSource source(store.path, {.request_bytes = 4096 * (1 + s.rng() % 5), .o_direct = o_direct,
-                                 .reader_threads = reader_threads});
+                                 .reader_threads = reader_threads, .reads = reads});
   const StoreHeader& h = source.open(shape.key);
+  EXPECT_EQ(source.mapped(), reads == FileReads::mapped);  // /tmp is no memory filesystem here
   PieceSource* pieces = source.piece_source();
   ASSERT_NE(pieces, nullptr);
   EXPECT_EQ(pieces->readers(), reader_threads);
@@ -252,6 +255,37 @@ void pieces_round_trip(bool o_direct, int reader_threads, bool truncate) {
 TEST(FileSource, PiecesLandBitExactWithTheirChecksum) { pieces_round_trip(true, 1, false); }
 TEST(FileSource, PiecesLandBitExactOnSeveralReaderThreads) { pieces_round_trip(false, 3, false); }
 TEST(FileSource, PiecesPastATruncationFailNamingChunkAndFile) { pieces_round_trip(true, 2, true); }
+// Copied out of a mapping of the file: the same bytes and checksums, and a file cut after open()
+// fails the pieces past the cut with an error, not a SIGBUS.
+TEST(FileSource, MappedPiecesLandBitExactWithTheirChecksum) { pieces_round_trip(true, 3, false, FileReads::mapped); }
+TEST(FileSource, MappedPiecesPastATruncationFailNamingChunkAndFile) {
+  pieces_round_trip(false, 2, true, FileReads::mapped);
+}
+
+// `auto` maps a store on a memory filesystem and reads one elsewhere; `uring` never maps.
+TEST(FileSource, AutomaticReadsMapAStoreOnAMemoryFilesystemOnly) {
+  struct statfs fs{};
+  if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) GTEST_SKIP() << "no tmpfs at /dev/shm";
+  Seeded s;
+  const StoreHeader shape = random_shape(s.rng);
+  for (const char* parent : {"/dev/shm", "/tmp"}) {
+    TempDir dir(parent);
+    const auto store = test::write_random_store(dir.file("a.kvstore"), shape, s.rng);
+    FileSource automatic(store.path, {.reader_threads = 2});
+    automatic.open(shape.key);
+    EXPECT_EQ(automatic.mapped(), std::string(parent) == "/dev/shm") << parent;
+    FileSource uring(store.path, {.reader_threads = 2, .reads = FileReads::uring});
+    uring.open(shape.key);
+    EXPECT_FALSE(uring.mapped()) << parent;
+    ASSERT_NE(automatic.piece_source(), nullptr);
+    if (automatic.mapped()) EXPECT_NE(automatic.describe().find("mapped"), std::string::npos) << automatic.describe();
+  }
+}
+
+TEST(FileSource, FileReadsParseAndPrint) {
+  for (FileReads r : {FileReads::automatic, FileReads::uring, FileReads::mapped}) EXPECT_EQ(parse_file_reads(to_string(r)), r);
+  EXPECT_THROW(parse_file_reads("mmap"), UsageError);
+}
 
 TEST(FileSource, FlippedHeaderByteThrowsAtOpen) {
   Seeded s;
