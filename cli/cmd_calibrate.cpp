@@ -43,8 +43,8 @@ struct CalibrateArgs {
   std::string target = "auto";
   int reader_threads = 0;            // 0: the file source's default
   std::string staging = "pieces";    // byte staging, or whole-chunk slots (the older path)
-  std::string staging_size = "128MiB";
-  std::string piece_size = "4MiB";
+  std::string staging_size = "32MiB";
+  std::string piece_size = "2MiB";
   int chunks_in_flight = 8;
   std::string checksum = "auto";     // byte staging: where chunks are checksummed (auto, cpu, gpu)
   std::string file_reads = "auto";  // file source pieces: auto, uring, map

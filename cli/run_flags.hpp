@@ -50,8 +50,8 @@ struct RunFlags {
   // only means more chunks claimed by the load lane before their bytes can arrive through the
   // shared throttle, which leaves the compute lane idle at the meet (seen in timelines).
   int staging_slots = 2;
-  std::string staging_size = "128MiB";  // the file source's byte staging: bytes in flight
-  std::string piece_size = "4MiB";      // and one staging piece
+  std::string staging_size = "32MiB";  // the file source's byte staging: bytes in flight
+  std::string piece_size = "2MiB";      // and one staging piece
   std::string checksum = "auto";        // where byte staging checks chunk checksums: auto, cpu, gpu
   int tcp_pipeline = 4;
   int tcp_connections = 2;  // as many as chunks in flight by default (--staging-slots)

@@ -3,7 +3,6 @@
 // io_uring_cq_advance), waiting with io_uring_wait_cqe(_timeout) only when none is.
 #include "loaders/file_source.hpp"
 
-#include "common/stream_copy.hpp"
 
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -18,7 +17,6 @@
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
 #include "common/error.hpp"
-#include "common/stream_copy.hpp"
 #include "common/sysinfo.hpp"
 #include "common/units.hpp"
 #include "loaders/chunk_checksum.hpp"
@@ -63,10 +61,13 @@ FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* th
 }
 
 int FileSource::default_reader_threads() {
-  // On the 16-core H200 machine, with checksums on the readers: 8 threads 149 Gbps, 12 threads
-  // 210-223, 14 threads 222 (results/h200/load-lane2); the lane's thread and one core stay free.
+  // The lane's thread and one core stay free. At most 10: once the GPU checks the checksums, the
+  // readers only copy, and out of /dev/shm on the 16-core H200 host 10 of them (0.81-0.82 x the
+  // pinned copy rate) beat 12 (0.79-0.81), 14 (0.80) and 8 (0.74-0.81): more copying cores only
+  // take host memory bandwidth from the copy engine, which reads the same memory
+  // (results/h200/round5/). With checksums on the readers (--checksum cpu), 14 did better.
   const int cores = available_cores();
-  return std::clamp(cores - 2, 1, 14);
+  return std::clamp(cores - 2, 1, 10);
 }
 
 std::vector<ReadDone> FileSource::crew_take(int64_t wait_ns) {
@@ -100,8 +101,8 @@ std::string FileSource::describe() const {
   if (!opened_) io = options_.o_direct ? "O_DIRECT requested" : "buffered (O_DIRECT off)";
   else io = o_direct_ ? "O_DIRECT" : cat("buffered: ", o_direct_detail_);
   if (opened_ && pieces_used_ && mapping_.valid()) {
-    return cat("file:", path_, " (mapped read-only, pieces copied out with ", copy_streaming_kind(),
-               " streaming stores by ", readers_, " reader threads, ", format_bytes(options_.request_bytes),
+    return cat("file:", path_, " (mapped read-only, pieces copied out by ", readers_, " reader threads, ",
+               format_bytes(options_.request_bytes),
                " requests, throttle ", throttle_ ? throttle_->describe() : "none", ")");
   }
   if (opened_ && pieces_used_) {

@@ -51,8 +51,8 @@ struct PieceReaderFile {
   Throttle* throttle = nullptr;         // may be null (unlimited)
   uint64_t request_bytes = 1ull << 20;  // a multiple of 4 KiB
   // When set (a store on a memory filesystem), requests are copied out of this read-only mapping of
-  // the file with streaming stores (common/stream_copy.hpp) instead of read through the ring: no
-  // kernel copy through the cache into staging that the copy engine reads next. Outlives the reads.
+  // the file (memcpy) instead of read through the ring: no system call and page-cache lookup per
+  // 4 KiB page, and the copy runs at user level. Outlives the reads.
   const MappedFile* mapped = nullptr;
 };
 

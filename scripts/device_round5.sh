@@ -9,7 +9,9 @@
 #            2 Gbps): the first claim now weighs the link's nominal rate (round 4 measured 3.48x and
 #            1.74x compute-only at 0.25 and 0.5 Gbps before that fix)
 #   calib    calibrate mem, then file:/dev/shm with --file-reads uring and map alternating (3 calls
-#            each), then the file throttle at 1-400 Gbps (auto: map on /dev/shm)
+#            each, the default staging of 32 MiB in 2 MiB pieces and 10 readers), then the file
+#            throttle at 1-400 Gbps (auto: map on /dev/shm)
+#   sweep64file  llama-3-8b 64K file:/dev/shm 16-400 Gbps + unlimited, compute/io/cake/oracle
 #   sweep32file  llama-3-8b 32K file:/dev/shm 1-400 Gbps + unlimited, compute/io/cake/oracle
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders test_engine test_kernels_gpu
 #       test_kernels probe_host_paths" CARRY_DIR=.carry-r5a scripts/device_pack.sh
@@ -75,9 +77,16 @@ sweep32file() {
   pack sweep32k-file
 }
 
+sweep64file() {
+  run timeout 590 "$B" run --quiet --context 64k --suffix 128 --mode compute,io,cake,oracle --source "file:$SHM" \
+    --store "$SHM" --bandwidth 16gbps..256gbps:x2,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
+    --out "$RES/sweep64k-file"
+  pack sweep64k-file
+}
+
 for stage in "$@"; do
   case "$stage" in
-    probe|checks|blind|calib|sweep32file) "$stage" ;;
+    probe|checks|blind|calib|sweep32file|sweep64file) "$stage" ;;
     *) echo "device_round5: unknown stage $stage"; status=1 ;;
   esac
 done
