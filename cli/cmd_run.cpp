@@ -214,6 +214,8 @@ nlohmann::json config_json(const RunFlags& f, const Resolved& r, const std::stri
           {"store", f.store_dir},
           {"repeat", r.sweep.repeat},
           {"warmup", f.warmup},
+          {"max_point_seconds", f.max_point_time_s},
+          {"max_noise_pct", f.max_noise_pct},
           {"verify", to_string(r.sweep.verify)},
           {"queue_depth", f.queue_depth},
           {"request_bytes", r.sweep.source_options.request_bytes},

@@ -96,6 +96,16 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
                   "Timed repetitions per point [default: 3 on a GPU, 5 on the CPU, whose medians move more with the "
                   "machine's other work]");
   cmd->add_option("--warmup", f.warmup, "Untimed repetitions per point")->capture_default_str();
+  cmd->add_option("--max-point-time", f.max_point_time_s,
+                  "Seconds: after --repeat rounds, a group (compute-only, or one source and bandwidth's modes, still "
+                  "alternating) gets more rounds while a median's relative standard error is over --max-noise and the "
+                  "group has run under this long; short points get dozens of repetitions, long ones none (0: exactly "
+                  "--repeat)")
+      ->capture_default_str();
+  cmd->add_option("--max-noise", f.max_noise_pct,
+                  "Percent: the relative standard error of a median (1.2533 sd / sqrt(n) / median) that needs no more "
+                  "rounds (see --max-point-time)")
+      ->capture_default_str();
   cmd->add_option("--verify", f.verify, "full (token + KV of the first repetition), token, or off")->capture_default_str();
   cmd->add_option("--queue-depth", f.queue_depth, "io_uring reads in flight")->capture_default_str();
   cmd->add_option("--request-size", f.request_size, "io_uring read size")->capture_default_str();
@@ -265,6 +275,8 @@ Resolved resolve_run_flags(const RunFlags& f, bool sweep) {
   s.repeat = f.repeat.value_or(r.gpu ? 3 : 5);
   if (!f.repeat) r.notes.push_back(cat("repeat: ", s.repeat, " (default for a ", r.gpu ? "GPU" : "CPU", " run)"));
   s.warmup = f.warmup;
+  s.max_point_seconds = f.max_point_time_s;
+  s.max_noise = f.max_noise_pct / 100;
   s.verify = parse_verify_level(f.verify);
   s.staging_slots = f.staging_slots;
   if (f.tp_throttle != "per-gpu" && f.tp_throttle != "shared")

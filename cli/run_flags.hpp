@@ -39,6 +39,8 @@ struct RunFlags {
   std::string bandwidth_trace;   // the older spelling of --bandwidth trace:FILE
   std::string store_dir = "./cake-store";
   std::optional<int> repeat;  // not given: the backend's default (resolve_run_flags)
+  double max_point_time_s = 3;  // more rounds for a noisy group within this budget (0: exactly --repeat)
+  double max_noise_pct = 1;     // a median's relative standard error that needs no more rounds
   int warmup = 1;
   uint64_t seed = 1;
   std::string verify = "full";

@@ -1,11 +1,14 @@
 #include "engine/sweep.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <fcntl.h>
 
 #include <filesystem>
 #include <map>
 
+#include "common/clock.hpp"
 #include "common/cpu_probe.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
@@ -311,8 +314,10 @@ class Sweep {
     if (has_mode(config_, ModeKind::compute)) {
       PointResult p = make_point(request, chunk, parse_mode("compute"));
       const int runs = config_.warmup + config_.repeat;
-      for (int rep = 0; rep < runs; ++rep) {
-        tick(cat(ctx, ": compute rep ", rep + 1, "/", runs), true);
+      int64_t measured_from = now_ns();
+      for (int rep = 0; rep < runs || more_rounds({&p}, rep - runs, measured_from); ++rep) {
+        if (rep == config_.warmup) measured_from = now_ns();
+        tick(cat(ctx, ": compute rep ", rep + 1, rep < runs ? cat("/", runs) : std::string(" (noisy: one more)")), rep < runs);
         RequestOutcome out = run_one(request, p.mode, chunk, nullptr, keys.begin()->second, {});
         check(p, out, reference, rep == config_.warmup, request, chunk);
         if (rep >= config_.warmup) p.reps.push_back(std::move(out));
@@ -368,10 +373,15 @@ class Sweep {
           group_points.push_back(std::move(p));
         }
         const int runs = config_.warmup + config_.repeat;
-        for (int rep = 0; rep < runs; ++rep) {
+        std::vector<const PointResult*> in_group;
+        for (const PointResult& p : group_points) in_group.push_back(&p);
+        int64_t measured_from = now_ns();
+        for (int rep = 0; rep < runs || more_rounds(in_group, rep - runs, measured_from); ++rep) {
+          if (rep == config_.warmup) measured_from = now_ns();
           for (size_t j = 0; j < group_points.size(); ++j) {
             PointResult& p = group_points[(j + static_cast<size_t>(rep)) % group_points.size()];  // alternate
-            tick(cat(group, ": ", p.mode.name(), " rep ", rep + 1, "/", runs), true);
+            tick(cat(group, ": ", p.mode.name(), " rep ", rep + 1, rep < runs ? cat("/", runs) : std::string(" (noisy: one more)")),
+                 rep < runs);
             RequestOutcome out = run_one(request, p.mode, chunk, &spec, key, throttles);
             p.source_description = out.source_description;
             check(p, out, reference, rep == config_.warmup, request, chunk, lossy);
@@ -383,6 +393,19 @@ class Sweep {
       }
     }
     }
+  }
+
+  // After the `repeat` measured rounds (extra_done more so far, since `measured_from`): one more
+  // round while a point's median is noisier than max_noise and the budget has time left.
+  bool more_rounds(const std::vector<const PointResult*>& points, int extra_done, int64_t measured_from) const {
+    if (!(config_.max_point_seconds > 0) || extra_done < 0) return false;
+    if (ns_to_s(now_ns() - measured_from) >= config_.max_point_seconds) return false;
+    for (const PointResult* p : points) {
+      std::vector<double> ttft_ms;
+      for (const RequestOutcome& r : p->reps) ttft_ms.push_back(r.ttft_ms);
+      if (median_relative_error(ttft_ms) > config_.max_noise) return true;
+    }
+    return false;
   }
 
   ComputeBackend& backend_;
@@ -415,6 +438,22 @@ VerifyLevel parse_verify_level(std::string_view text) {
   throw UsageError(cat("invalid --verify '", text, "': use full, token or off"));
 }
 
+double median_relative_error(std::span<const double> samples) {
+  const size_t n = samples.size();
+  if (n < 2) return std::numeric_limits<double>::infinity();
+  std::vector<double> sorted(samples.begin(), samples.end());
+  std::sort(sorted.begin(), sorted.end());
+  const double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  if (!(median > 0)) return std::numeric_limits<double>::infinity();
+  double mean = 0;
+  for (double v : samples) mean += v;
+  mean /= static_cast<double>(n);
+  double ss = 0;
+  for (double v : samples) ss += (v - mean) * (v - mean);
+  const double sd = std::sqrt(ss / static_cast<double>(n - 1));
+  return 1.2533 * sd / (std::sqrt(static_cast<double>(n)) * median);
+}
+
 int sweep_run_count(const SweepConfig& c) {
   const int runs = c.warmup + c.repeat;
   const int loading = static_cast<int>(loading_modes(c).size());
@@ -428,6 +467,8 @@ std::vector<PointResult> run_sweep(ComputeBackend& backend, const SweepConfig& c
                                    std::vector<CodecMeasurement>* codec_quality) {
   if (config.repeat < 1) throw UsageError(cat("--repeat must be at least 1, got ", config.repeat));
   if (config.warmup < 0) throw UsageError(cat("--warmup must be at least 0, got ", config.warmup));
+  if (!(config.max_point_seconds >= 0)) throw UsageError(cat("--max-point-time must be at least 0 s, got ", config.max_point_seconds));
+  if (!(config.max_noise > 0)) throw UsageError(cat("--max-noise must be positive, got ", config.max_noise * 100, "%"));
   if (!(config.inject_compute_slowdown >= 1) || !(config.inject_load_slowdown >= 1))
     throw UsageError("--inject-compute-slowdown and --inject-load-slowdown must be at least 1");
   if (config.codecs.empty()) throw UsageError("no codec to run: give --codec (none, int8, int4, cachegen)");

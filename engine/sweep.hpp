@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,14 @@ struct SweepConfig {
   std::string store_dir = "./cake-store";
   int repeat = 3;
   int warmup = 1;
+  // More repetitions where they are cheap (nvbench's stopping rule): after `repeat` measured
+  // rounds, a group (the compute-only point of a context, or one source and bandwidth's loading
+  // modes, still alternating) gets more rounds while any of its points' median has a relative
+  // standard error over `max_noise` (median_relative_error()) and the group has run under
+  // `max_point_seconds`. 0 seconds: exactly `repeat` rounds. A point whose one round takes longer
+  // than the budget gets no more; one of 20 ms gets dozens, so its median stops moving with noise.
+  double max_point_seconds = 0;
+  double max_noise = 0.01;
   VerifyLevel verify = VerifyLevel::full;
   int staging_slots = 2;
   // Tensor parallelism: one throttle shared by every rank's load lane (the bandwidth is the
@@ -105,7 +114,11 @@ struct SweepProgress {
 };
 using ProgressFn = std::function<void(const SweepProgress&)>;
 
-// Number of request runs the sweep will make (for progress and ETA).
+// The relative standard error of the median of `samples`: 1.2533 x sd / (sqrt(n) x median), its
+// large-sample value for normal noise. Infinity for fewer than 2 samples or a median <= 0.
+double median_relative_error(std::span<const double> samples);
+
+// Number of request runs the sweep will make at least (for progress and ETA; max_point_seconds can add more).
 int sweep_run_count(const SweepConfig& config);
 
 // `codec_quality` (may be null) receives one CodecMeasurement per (request, chunk size, codec) when

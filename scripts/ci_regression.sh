@@ -29,7 +29,7 @@ BASELINE=results/baselines/cpu-tiny
 # One compute thread leaves the other core to the load lane, so lanes do not fight for CPU. The mem
 # source keeps the store directory out of the points' identity (CI clones anywhere).
 SWEEP=(--quiet --backend cpu --model tiny --context 1k --suffix 16 --chunk 64 --mode compute,io,cake
-       --bandwidth 0.04gbps --repeat 7 --warmup 1 --cpu-threads 1 --source mem --store "$WORK/store")
+       --bandwidth 0.04gbps --repeat 7 --max-point-time 0 --warmup 1 --cpu-threads 1 --source mem --store "$WORK/store")
 METRICS=compute/probe,io/ideal
 # 60%: a 2x slowdown reads +91% to +160% on compute/probe and +98% to +100% on io/ideal, while on
 # 2026-12-01 the probe's machine-speed cancellation failed for minutes at a time: compute/probe read
