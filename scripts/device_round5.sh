@@ -11,6 +11,8 @@
 #   calib    calibrate mem, then file:/dev/shm with --file-reads uring and map alternating (3 calls
 #            each, the default staging of 32 MiB in 2 MiB pieces and 10 readers), then the file
 #            throttle at 1-400 Gbps (auto: map on /dev/shm)
+#   high     llama-3-8b 32K (64-400 Gbps + unlimited) and 64K (256, 400, unlimited), mem and file, with
+#            the default --max-point-time: more rounds for the short, noisy points
 #   sweep64file  llama-3-8b 64K file:/dev/shm 16-400 Gbps + unlimited, compute/io/cake/oracle
 #   sweep32file  llama-3-8b 32K file:/dev/shm 1-400 Gbps + unlimited, compute/io/cake/oracle
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders test_engine test_kernels_gpu
@@ -84,9 +86,22 @@ sweep64file() {
   pack sweep64k-file
 }
 
+high() {
+  # The short points again with the default --max-point-time (3 s): rounds are added while a median
+  # is noisier than 1% (relative standard error), so they are no longer 2-sample medians
+  run timeout 400 "$B" run --quiet --context 32k --suffix 128 --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --store "$SHM" --bandwidth 64gbps,128gbps,256gbps,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
+    --out "$RES/sweep32k-high"
+  pack sweep32k-high
+  run timeout 300 "$B" run --quiet --context 64k --suffix 128 --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --store "$SHM" --bandwidth 256gbps,400gbps,unlimited --repeat 2 --warmup 0 --verify token \
+    --out "$RES/sweep64k-high"
+  pack sweep64k-high
+}
+
 for stage in "$@"; do
   case "$stage" in
-    probe|checks|blind|calib|sweep32file|sweep64file) "$stage" ;;
+    probe|checks|blind|calib|sweep32file|sweep64file|high) "$stage" ;;
     *) echo "device_round5: unknown stage $stage"; status=1 ;;
   esac
 done
