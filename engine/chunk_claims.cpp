@@ -59,6 +59,14 @@ std::optional<int> ChunkClaims::peek_for_load() const {
   return std::nullopt;
 }
 
+std::optional<int> ChunkClaims::peek_for_compute() const {
+  std::lock_guard lock(mutex_);
+  if (compute_stood_down_) return std::nullopt;
+  for (int i = front_; i <= back_ && i < compute_limit_; ++i)
+    if (owner_[static_cast<size_t>(i)] == Lane::none) return i;
+  return std::nullopt;
+}
+
 std::optional<ChunkClaims::Run> ChunkClaims::claim_run_for_compute(int max_count) {
   if (max_count < 1) throw Error(cat("ChunkClaims: a compute run needs at least one chunk, got ", max_count));
   std::lock_guard lock(mutex_);

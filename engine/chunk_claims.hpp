@@ -45,6 +45,8 @@ class ChunkClaims {
 
   // The chunk claim_for_load() would return now, without claiming it.
   std::optional<int> peek_for_load() const;
+  // The first chunk claim_run_for_compute() would return now, without claiming it.
+  std::optional<int> peek_for_compute() const;
 
   int chunks() const { return static_cast<int>(owner_.size()); }
   Lane owner(int chunk) const;

@@ -1,6 +1,7 @@
 #include "engine/meet_guard.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 namespace cake {
@@ -49,6 +50,16 @@ double MeetGuard::compute_chunk_cost_ns(const State& s, int chunk) {
   if (slope <= 0) return s.compute_chunk_ns;
   const double intercept = (s.fit_y - slope * s.fit_x) / s.fit_w;
   return std::max(s.compute_chunk_ns, intercept + slope * chunk);
+}
+
+bool MeetGuard::leave_to_load(const State& s, int chunk, int unclaimed) {
+  // Asked between runs, once the load lane's pace is known.
+  if (s.compute_run_count > 0 || s.load_done == 0 || s.load_last_done_ns <= 0 || unclaimed < 1) return false;
+  const double load_ns_per_chunk = static_cast<double>(s.load_last_done_ns) / s.load_done;
+  const double load_eta_ns = (s.load_in_flight + unclaimed) * load_ns_per_chunk;
+  double compute_eta_ns = 0;
+  for (int i = s.compute_next; i <= chunk; ++i) compute_eta_ns += compute_chunk_cost_ns(s, i);
+  return compute_eta_ns > 0 && load_eta_ns <= compute_eta_ns;
 }
 
 MeetGuard::Takeover MeetGuard::judge_takeover(const State& s, int64_t now_ns, int unclaimed) {
@@ -152,15 +163,34 @@ void MeetGuard::compute_lane_done() {
 }
 
 void MeetGuard::load_claimed() {
-  std::lock_guard lock(mutex_);
-  ++s_.load_in_flight;
+  {
+    std::lock_guard lock(mutex_);
+    ++s_.load_in_flight;
+    ++load_news_seq_;
+  }
+  load_news_.notify_all();
 }
 
 void MeetGuard::load_finished(int64_t now_ns) {
+  {
+    std::lock_guard lock(mutex_);
+    --s_.load_in_flight;
+    ++s_.load_done;
+    s_.load_last_done_ns = now_ns - t0_ns_;
+    ++load_news_seq_;
+  }
+  load_news_.notify_all();
+}
+
+void MeetGuard::wait_for_load_news(int64_t max_wait_ns) {
+  std::unique_lock lock(mutex_);
+  const int64_t seen = load_news_seq_;
+  load_news_.wait_for(lock, std::chrono::nanoseconds(max_wait_ns), [&] { return load_news_seq_ != seen; });
+}
+
+bool MeetGuard::leave_to_load(int chunk, int unclaimed) const {
   std::lock_guard lock(mutex_);
-  --s_.load_in_flight;
-  ++s_.load_done;
-  s_.load_last_done_ns = now_ns - t0_ns_;
+  return leave_to_load(s_, chunk, unclaimed);
 }
 
 MeetGuard::Verdict MeetGuard::judge(int chunk, int64_t now_ns) const {

@@ -326,6 +326,15 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     }
     const int max_run = std::max<int32_t>(options.compute_max_chunks, 1);
     for (;;) {
+      // Near the meet: leave the next chunk to the load lane while it would deliver it no later
+      // than this lane could compute it (MeetGuard::leave_to_load; the load lane's judge() then
+      // claims it). Until the load lane has left its pipeline: then whatever is left is ours.
+      if (guarded && use_load_lane) {
+        for (std::optional<int> next = claims.peek_for_compute();
+             next && !load_finished_flag.load() && guard.leave_to_load(*next, claims.unclaimed());
+             next = claims.peek_for_compute())
+          guard.wait_for_load_news(1'000'000);
+      }
       const int length = guarded ? guard.run_length(claims.unclaimed(), max_run) : max_run;
       const std::optional<ChunkClaims::Run> run = claims.claim_run_for_compute(length);
       if (!run) break;

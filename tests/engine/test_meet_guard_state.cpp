@@ -184,3 +184,43 @@ TEST(MeetGuard, TheFirstClaimWeighsTheLinksNominalRate) {
   EXPECT_EQ(MeetGuard::judge(s, 5, 20 * kMs), MeetGuard::Verdict::claim);
   EXPECT_EQ(MeetGuard::judge(s, 1, 20 * kMs), MeetGuard::Verdict::stop);  // 10 ms of compute against 20
 }
+
+// The compute lane leaves its next chunk to the load lane when the load lane would deliver it (after
+// what is in flight and every unclaimed chunk) no later than the compute lane could compute it; and
+// whenever it leaves one, judge() tells the load lane to claim whatever it would take next, so the
+// lanes never both wait.
+TEST(MeetGuard, TheComputeLaneLeavesAChunkTheLoadLaneDeliversSooner) {
+  struct Case {
+    const char* what;
+    int load_done;
+    double load_ms;
+    int in_flight;
+    int unclaimed;
+    int compute_done;
+    double compute_ms;
+    int run_count;
+    bool expected;
+  };
+  const Case cases[] = {
+      // 64K at 400 Gbps on the H200: 2.7 ms a load, 30 ms a compute chunk, one in flight, one left
+      {"fast loads near the meet: leave", 58, 2.7, 1, 1, 6, 30, 0, true},
+      // 12 left: (1 + 12) x 2.7 = 35 ms > 30
+      {"many chunks still to load: compute", 46, 2.7, 1, 12, 6, 30, 0, false},
+      {"no delivery yet: the pace is unknown", 0, 0, 1, 1, 6, 30, 0, false},
+      {"no compute pace yet", 4, 2.7, 1, 1, 0, 0, 0, false},
+      {"a run in progress: asked between runs only", 58, 2.7, 1, 1, 6, 30, 1, false},
+      // slow link: 200 ms a load x 2 > 30 ms
+      {"slow loads: compute", 5, 200, 1, 1, 6, 30, 0, false},
+  };
+  for (const Case& c : cases) {
+    State s = paced(c.load_done, c.load_ms, c.compute_done, c.compute_ms);
+    s.load_in_flight = c.in_flight;
+    s.compute_run_count = c.run_count;
+    const int chunk = c.compute_done;
+    EXPECT_EQ(MeetGuard::leave_to_load(s, chunk, c.unclaimed), c.expected) << c.what;
+    if (c.expected) {
+      const int load_next = chunk + c.unclaimed - 1;  // the load lane claims from the back
+      EXPECT_EQ(MeetGuard::judge(s, load_next, 0), MeetGuard::Verdict::claim) << c.what;
+    }
+  }
+}
