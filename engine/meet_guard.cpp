@@ -219,6 +219,11 @@ bool MeetGuard::load_began() const {
   return s_.load_in_flight + s_.load_done > 0;
 }
 
+bool MeetGuard::load_decided() const {
+  std::lock_guard lock(mutex_);
+  return s_.load_in_flight + s_.load_done > 0 || load_waited_;
+}
+
 bool MeetGuard::compute_lane_finished() const {
   std::lock_guard lock(mutex_);
   return compute_lane_done_;
@@ -231,6 +236,7 @@ int MeetGuard::load_in_flight() const {
 
 void MeetGuard::wait_for_compute_news() {
   std::unique_lock lock(mutex_);
+  load_waited_ = true;
   const int64_t seen = compute_news_seq_;
   compute_news_.wait(lock, [&] { return compute_news_seq_ != seen || compute_lane_done_; });
 }

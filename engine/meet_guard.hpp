@@ -115,6 +115,9 @@ class MeetGuard {
   int load_in_flight() const;
   bool compute_lane_finished() const;  // compute_lane_done() was called
   bool load_began() const;  // the load lane has claimed a chunk
+  // The load lane has claimed a chunk, or waited for the compute lane's news (its first claim
+  // weighs the compute lane's pace, which it needs the compute lane running to learn).
+  bool load_decided() const;
   // Waits until the compute lane reports progress, finishes or gives up its run, or ends.
   void wait_for_compute_news();
   // Waits until the load lane claims or delivers a chunk, at most `max_wait_ns`.
@@ -127,6 +130,7 @@ class MeetGuard {
   std::condition_variable load_news_;
   int64_t load_news_seq_ = 0;
   bool compute_lane_done_ = false;
+  bool load_waited_ = false;  // the load lane has waited in wait_for_compute_news()
   int64_t t0_ns_ = 0;
   State s_;
 };

@@ -320,9 +320,12 @@ RequestOutcome run_request(ComputeBackend& backend, const Request& request, cons
     // GPU that is microseconds; on the CPU backend the compute lane's threads can fill every core
     // and the load lane then started ~3 ms late on a 2-core machine (seen in the default run's
     // timeline at unlimited bandwidth, where all of io-only takes 16 ms). Bounded: 2 ms at most.
+    // Not while the load lane waits for this lane's first report (its first claim weighs this
+    // lane's pace against the link's rate): both then stood still for the whole 2 ms, at every
+    // throttled bandwidth (results/h200/round5, the first compute chunk started at 2.0 ms).
     if (guarded && use_load_lane) {
       const int64_t give_up = now_ns() + 2'000'000;
-      while (!guard.load_began() && !load_finished_flag.load() && now_ns() < give_up) std::this_thread::yield();
+      while (!guard.load_decided() && !load_finished_flag.load() && now_ns() < give_up) std::this_thread::yield();
     }
     const int max_run = std::max<int32_t>(options.compute_max_chunks, 1);
     for (;;) {

@@ -2,6 +2,7 @@
 // (The engine tests exercise the same decisions through real threads and clocks.)
 #include <gtest/gtest.h>
 
+#include <thread>
 #include <vector>
 
 #include "engine/meet_guard.hpp"
@@ -223,4 +224,21 @@ TEST(MeetGuard, TheComputeLaneLeavesAChunkTheLoadLaneDeliversSooner) {
       EXPECT_EQ(MeetGuard::judge(s, load_next, 0), MeetGuard::Verdict::claim) << c.what;
     }
   }
+}
+
+// The compute lane's start waits for the load lane's first decision: a claim, or a wait for the
+// compute lane's own first report (which it could never get while the compute lane waits).
+TEST(MeetGuard, ALoadLaneWaitingForComputeNewsHasDecided) {
+  MeetGuard guard;
+  guard.start(0, 1e9);
+  EXPECT_FALSE(guard.load_decided());
+  std::thread load([&] { guard.wait_for_compute_news(); });
+  while (!guard.load_decided()) std::this_thread::yield();  // the test times out if it never is
+  EXPECT_FALSE(guard.load_began());
+  guard.compute_started(0, 1, 1);  // news: the load lane wakes
+  load.join();
+  MeetGuard claimed;
+  claimed.start(0);
+  claimed.load_claimed();
+  EXPECT_TRUE(claimed.load_decided());
 }
