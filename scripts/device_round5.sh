@@ -113,9 +113,16 @@ top() {
   pack top64k
 }
 
+mid() {
+  # 32K from mem at 4, 16 and 64 Gbps: Cake's start (both lanes stood still 2 ms at the start before MeetGuard::load_decided)
+  run timeout 200 "$B" run --quiet --context 32k --suffix 128 --mode compute,cake,oracle --source mem \
+    --store "$SHM" --bandwidth 4gbps,16gbps,64gbps --repeat 2 --warmup 0 --verify token --out "$RES/mid32k"
+  pack mid32k
+}
+
 for stage in "$@"; do
   case "$stage" in
-    probe|checks|blind|calib|sweep32file|sweep64file|high|top) "$stage" ;;
+    probe|checks|blind|calib|sweep32file|sweep64file|high|top|mid) "$stage" ;;
     *) echo "device_round5: unknown stage $stage"; status=1 ;;
   esac
 done
