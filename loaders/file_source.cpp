@@ -63,7 +63,7 @@ FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* th
 int FileSource::default_reader_threads() {
   // The lane's thread and one core stay free. At most 10: once the GPU checks the checksums, the
   // readers only copy, and out of /dev/shm on the 16-core H200 host 10 of them (0.81-0.82 x the
-  // pinned copy rate) beat 12 (0.79-0.81), 14 (0.80) and 8 (0.74-0.81): more copying cores only
+  // pinned copy rate) beat 12 (0.79-0.81), 14 (0.72-0.81) and 8 (0.70-0.82): more copying cores only
   // take host memory bandwidth from the copy engine, which reads the same memory
   // (results/h200/round5/). With checksums on the readers (--checksum cpu), 14 did better.
   const int cores = available_cores();

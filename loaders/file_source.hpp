@@ -32,7 +32,7 @@ namespace cake {
 // read-only mapping of the file with streaming stores. `automatic` maps stores on a memory
 // filesystem (tmpfs, ramfs), whose pages are the data: a read() there is a system call and a page-cache
 // lookup per 4 KiB page before the same copy (on the H200 host, mapped: 0.81-0.82 x the pinned copy
-// rate, io_uring 0.79-0.82 with the same staging). On a disk, io_uring (O_DIRECT) stays: a mapping
+// rate, io_uring 0.76-0.82 with the same staging). On a disk, io_uring (O_DIRECT) stays: a mapping
 // would go through the page cache's read-ahead one fault at a time.
 enum class FileReads { automatic, uring, mapped };
 FileReads parse_file_reads(std::string_view text);  // "auto", "uring", "map"; UsageError otherwise

@@ -47,13 +47,14 @@ struct LoadedChunk {
   uint64_t decoded_bytes = 0;
 };
 
-// Byte staging defaults: 16 pieces of 2 MiB. At 55 GB/s a 2 MiB copy takes ~38 us, short next to
-// its read on one reader thread (~0.5 ms out of tmpfs); 16 pieces keep 10 readers busy while the
-// copy engine drains what landed. Small on purpose: 32 MiB of staging, rewritten as fast as it is
-// copied, stays in the host's last-level cache, where the copy engine reads it without a trip to
-// memory. Out of /dev/shm on the H200 host: 32 MiB of 2 MiB pieces 0.80-0.82 x the pinned copy
-// rate, 128 MiB of 4 MiB pieces 0.70-0.78, 16 MiB of 1 MiB 0.75-0.76, 8 MiB of 512 KiB 0.43
-// (results/h200/round5/).
+// Byte staging defaults: 32 MiB in 2 MiB pieces, and never fewer than two pieces a reader thread
+// (make_piece_pool), so with the default 10 readers the pool is 20 pieces, 40 MiB. At 55 GB/s a
+// 2 MiB copy takes ~38 us, short next to its read on one reader thread (~0.5 ms out of tmpfs).
+// Small on purpose: staging rewritten as fast as it is copied is likely still in the host's
+// last-level cache when the copy engine reads it (plain stores into it beat streaming stores, which
+// send it to memory). Out of /dev/shm on the H200 host, pools as built: 40 MiB of 2 MiB pieces (10
+// readers) 0.81-0.82 x the pinned copy rate, 56-64 MiB of 2 MiB (12-14 readers) 0.72-0.81, 128 MiB
+// of 4 MiB 0.61-0.80, 28 MiB of 1 MiB 0.75-0.76, 14 MiB of 512 KiB 0.43 (results/h200/round5/).
 inline constexpr uint64_t kDefaultPieceBytes = 2ull << 20;
 inline constexpr uint64_t kDefaultStagingBytes = 32ull << 20;
 

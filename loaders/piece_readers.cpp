@@ -31,7 +31,7 @@ RangeRead copy_mapped(const MappedFile& mapped, std::byte* dst, uint64_t bytes, 
   }
   // Plain (cached) stores: the staging piece is small and recycled fast, so the copy engine reads
   // it back out of the last-level cache. Streaming stores, which send it to memory, were slower
-  // on the H200 host (0.69-0.74 x the pinned copy rate against 0.80-0.82; results/h200/round5/).
+  // on the H200 host (0.69-0.74 x the pinned copy rate against 0.81-0.82; results/h200/round5/).
   std::memcpy(dst, mapped.data() + file_offset, bytes);
   r.bytes = bytes;
   return r;
