@@ -118,7 +118,8 @@ class MeetGuard {
   // The load lane has claimed a chunk, or waited for the compute lane's news (its first claim
   // weighs the compute lane's pace, which it needs the compute lane running to learn).
   bool load_decided() const;
-  // Waits until the compute lane reports progress, finishes or gives up its run, or ends.
+  // Waits until the compute lane reports progress (only before its first finished run: see
+  // compute_progress), starts, finishes or gives up a run, or ends.
   void wait_for_compute_news();
   // Waits until the load lane claims or delivers a chunk, at most `max_wait_ns`.
   void wait_for_load_news(int64_t max_wait_ns);
