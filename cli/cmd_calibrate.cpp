@@ -389,7 +389,7 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--reader-threads", args->reader_threads,
                   "Reader threads of the file source, and of the plain pread baseline reader (0: the file source's "
-                  "default, the cores less two, 1 to 14)")
+                  "default: the cores less two, 1 to 10)")
       ->capture_default_str();
   cmd->add_option("--staging", args->staging,
                   "pieces: staging sized in bytes in flight, each piece uploaded as it lands; chunks: whole-chunk "
