@@ -276,7 +276,6 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
   FileSourceOptions options;
   options.queue_depth = args.queue_depth;
   options.request_bytes = parse_bytes(args.request_size);
-  options.reader_threads = args.reader_threads > 0 ? args.reader_threads : FileSource::default_reader_threads();
   options.reads = parse_file_reads(args.file_reads);
   if (args.staging != "pieces" && args.staging != "chunks")
     throw UsageError(cat("invalid --staging '", args.staging, "': use pieces or chunks"));
@@ -295,6 +294,7 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
 
   if (!args.json) std::fprintf(stderr, "calibrate: preparing the store in %s ...\n", args.store_dir.c_str());
   const CalibrationStore store = ensure_calibration_store(args.store_dir, size_bytes);
+  options.reader_threads = args.reader_threads > 0 ? args.reader_threads : FileSource::default_reader_threads(store.path);
   const bool gpu = args.target == "gpu" || (args.target == "auto" && calibration_gpu_available());
   const CalibrationCache cache(store.header, gpu ? MemoryKind::device : MemoryKind::host);
   const std::string target = gpu ? "a KV cache on the GPU (cudaMemcpyAsync)" : "a KV cache in host memory (memcpy)";
@@ -389,7 +389,7 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--reader-threads", args->reader_threads,
                   "Reader threads of the file source, and of the plain pread baseline reader (0: the file source's "
-                  "default: the cores less two, 1 to 10)")
+                  "default: the cores less two, 1 to 10, at least two on a memory filesystem)")
       ->capture_default_str();
   cmd->add_option("--staging", args->staging,
                   "pieces: staging sized in bytes in flight, each piece uploaded as it lands; chunks: whole-chunk "

@@ -135,6 +135,16 @@ SystemInfo probe_system() {
   return info;
 }
 
+bool on_memory_filesystem(const std::string& path) {
+  struct statfs fs{};
+  if (statfs(path.c_str(), &fs) != 0) {
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    if (statfs(dir.empty() ? "." : dir.c_str(), &fs) != 0) return false;
+  }
+  const auto type = static_cast<unsigned long>(fs.f_type);
+  return type == 0x01021994ul /* tmpfs */ || type == 0x858458f6ul /* ramfs */;
+}
+
 StorageInfo probe_storage(const std::string& dir) {
   StorageInfo info;
   info.path = dir;

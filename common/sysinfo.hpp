@@ -57,6 +57,10 @@ SystemInfo probe_system();
 // Cores this process may run on: the affinity mask (taskset, containers), not the machine's
 // hardware_concurrency; at least 1. Thread pools and reader counts are sized from it.
 int available_cores();
+
+// Whether `path` (or, when it does not exist, its directory) is on a filesystem whose files live in
+// memory (tmpfs, ramfs): reading them is a CPU copy, not a wait for a device.
+bool on_memory_filesystem(const std::string& path);
 CudaInfo probe_cuda();
 // Creates `dir` if needed (nothing else); probes O_DIRECT with a temporary file it removes.
 StorageInfo probe_storage(const std::string& dir);

@@ -51,7 +51,7 @@ FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* th
   } catch (const Error& e) {
     throw EnvironmentError(cat("file source for ", path_, " needs io_uring: ", e.what()));
   }
-  readers_ = options_.reader_threads > 0 ? options_.reader_threads : default_reader_threads();
+  readers_ = options_.reader_threads > 0 ? options_.reader_threads : default_reader_threads(path_);
   if (readers_ > 64) throw UsageError(cat("reader threads ", readers_, " out of range (1 to 64)"));
   pieces_ = std::make_unique<PieceReaders>(readers_);
   checksums_ = std::make_unique<ChecksumPool>(options_.checksum_workers > 0 ? options_.checksum_workers
@@ -60,14 +60,19 @@ FileSource::FileSource(std::string path, FileSourceOptions options, Throttle* th
   for (size_t i = slots_.size(); i-- > 0;) free_slots_.push_back(i);
 }
 
-int FileSource::default_reader_threads() {
+int FileSource::default_reader_threads(const std::string& path) {
   // The lane's thread and one core stay free. At most 10: once the GPU checks the checksums, the
   // readers only copy, and out of /dev/shm on the 16-core H200 host 10 of them (0.81-0.82 x the
   // pinned copy rate) beat 12 (0.79-0.81), 14 (0.72-0.81) and 8 (0.70-0.82): more copying cores only
   // take host memory bandwidth from the copy engine, which reads the same memory
   // (results/h200/round5/). With checksums on the readers (--checksum cpu), 14 did better.
+  // At least two, where there are two cores, for a store on a memory filesystem, whose reads are all
+  // copying: one reader alternates copying and checksumming with nothing in flight meanwhile (2-core
+  // dev box, /dev/shm into host memory: one reader 0.77x fio on the same file, two 0.90-1.01x). Not
+  // on a disk: a reader waiting for an O_DIRECT read counts as a working core for the CPU backend, and
+  // two made Cake lose 2-8% on the README's first command (results/loaders/round5-devbox-fio/).
   const int cores = available_cores();
-  return std::clamp(cores - 2, 1, 10);
+  return std::clamp(cores - 2, on_memory_filesystem(path) ? std::min(cores, 2) : 1, 10);
 }
 
 std::vector<ReadDone> FileSource::crew_take(int64_t wait_ns) {

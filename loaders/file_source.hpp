@@ -75,10 +75,10 @@ class FileSource : public KvSource {
   PieceSource* piece_source() override;
   // Where the reader threads spent their time since the last open().
   PieceReaderStats reader_stats() const { return pieces_->stats(); }
-  // This host's cores less two (the load lane's thread, and one for the rest), 1 to 10: reads out
-  // of tmpfs are CPU copies of ~3-5 GB/s a core, and more of them only take memory bandwidth from
-  // the copy engine.
-  static int default_reader_threads();
+  // This host's cores less two (the load lane's thread, and one for the rest), 1 to 10 (at least
+  // two where there are two cores and `path` is on a memory filesystem): reads out of tmpfs are CPU
+  // copies of ~3-5 GB/s a core, and more of them only take memory bandwidth from the copy engine.
+  static int default_reader_threads(const std::string& path);
 
   // After open(): whether reads really bypass the page cache, and if not, why.
   bool o_direct() const { return o_direct_; }

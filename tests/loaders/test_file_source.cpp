@@ -12,6 +12,7 @@
 #include "common/crc32c.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "common/sysinfo.hpp"
 #include "loaders/fault_source.hpp"
 #include "loaders/file_source.hpp"
 #include "loaders/mem_source.hpp"
@@ -282,6 +283,19 @@ TEST(FileSource, AutomaticReadsMapAStoreOnAMemoryFilesystemOnly) {
       EXPECT_NE(automatic.describe().find("mapped"), std::string::npos) << automatic.describe();
     }
   }
+}
+
+// Readers by default: the cores less two, 1 to 10; at least two (where there are two cores) for a
+// store on a memory filesystem, whose reads are all copying.
+TEST(FileSource, DefaultReadersCountTheCoresAndTheFilesystem) {
+  const int cores = available_cores();
+  if (!on_memory_filesystem("/tmp/no-such.kvstore")) {
+    EXPECT_EQ(FileSource::default_reader_threads("/tmp/no-such.kvstore"), std::clamp(cores - 2, 1, 10));
+  }
+  struct statfs fs{};
+  if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) GTEST_SKIP() << "no tmpfs at /dev/shm";
+  EXPECT_TRUE(on_memory_filesystem("/dev/shm/no-such.kvstore"));
+  EXPECT_EQ(FileSource::default_reader_threads("/dev/shm/no-such.kvstore"), std::clamp(cores - 2, std::min(cores, 2), 10));
 }
 
 TEST(FileSource, FileReadsParseAndPrint) {
