@@ -406,7 +406,7 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--file-reads", args->file_reads,
                   "File source, byte staging: uring (io_uring reads), map (copies out of a read-only mapping of the "
-                  "store with streaming stores), auto (map on a memory filesystem, uring otherwise)")
+                  "store, memcpy), auto (map on a memory filesystem, uring otherwise)")
       ->capture_default_str();
   cmd->add_option("--chunks-in-flight", args->chunks_in_flight, "Chunks claimed and not yet resident at once")
       ->capture_default_str();

@@ -3,7 +3,6 @@
 // io_uring_cq_advance), waiting with io_uring_wait_cqe(_timeout) only when none is.
 #include "loaders/file_source.hpp"
 
-
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>

@@ -28,8 +28,8 @@
 
 namespace cake {
 
-// How the reader threads get a piece's bytes (PieceReaders): io_uring reads, or copies out of a
-// read-only mapping of the file with streaming stores. `automatic` maps stores on a memory
+// How the reader threads get a piece's bytes (PieceReaders): io_uring reads, or copies (memcpy) out
+// of a read-only mapping of the file. `automatic` maps stores on a memory
 // filesystem (tmpfs, ramfs), whose pages are the data: a read() there is a system call and a page-cache
 // lookup per 4 KiB page before the same copy (on the H200 host, mapped: 0.81-0.82 x the pinned copy
 // rate, io_uring 0.76-0.82 with the same staging). On a disk, io_uring (O_DIRECT) stays: a mapping
