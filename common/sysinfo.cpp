@@ -135,14 +135,25 @@ SystemInfo probe_system() {
   return info;
 }
 
+namespace {
+bool memory_filesystem_type(const struct statfs& fs) {
+  const auto type = static_cast<unsigned long>(fs.f_type);
+  return type == 0x01021994ul /* tmpfs */ || type == 0x858458f6ul /* ramfs */;
+}
+}  // namespace
+
 bool on_memory_filesystem(const std::string& path) {
   struct statfs fs{};
   if (statfs(path.c_str(), &fs) != 0) {
     const std::string dir = std::filesystem::path(path).parent_path().string();
     if (statfs(dir.empty() ? "." : dir.c_str(), &fs) != 0) return false;
   }
-  const auto type = static_cast<unsigned long>(fs.f_type);
-  return type == 0x01021994ul /* tmpfs */ || type == 0x858458f6ul /* ramfs */;
+  return memory_filesystem_type(fs);
+}
+
+bool on_memory_filesystem(int fd) {
+  struct statfs fs{};
+  return fstatfs(fd, &fs) == 0 && memory_filesystem_type(fs);
 }
 
 StorageInfo probe_storage(const std::string& dir) {

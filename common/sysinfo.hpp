@@ -58,9 +58,11 @@ SystemInfo probe_system();
 // hardware_concurrency; at least 1. Thread pools and reader counts are sized from it.
 int available_cores();
 
-// Whether `path` (or, when it does not exist, its directory) is on a filesystem whose files live in
-// memory (tmpfs, ramfs): reading them is a CPU copy, not a wait for a device.
+// Whether `path` (or, when it does not exist, its directory), or the open file `fd`, is on a
+// filesystem whose files live in memory (tmpfs, ramfs): reading them is a CPU copy, not a wait for a
+// device. False when the filesystem cannot be asked.
 bool on_memory_filesystem(const std::string& path);
+bool on_memory_filesystem(int fd);
 CudaInfo probe_cuda();
 // Creates `dir` if needed (nothing else); probes O_DIRECT with a temporary file it removes.
 StorageInfo probe_storage(const std::string& dir);

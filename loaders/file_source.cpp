@@ -4,9 +4,7 @@
 #include "loaders/file_source.hpp"
 
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -157,9 +155,7 @@ const StoreHeader& FileSource::open(const StoreKey& expected) {
   }
   // A read that the kernel serves by copying (page cache, or tmpfs/ramfs whose "disk" is memory)
   // runs inline on the submitting thread unless punted to io_uring's workers.
-  struct statfs fs{};
-  const bool memory_fs = ::fstatfs(fd_.get(), &fs) == 0 &&
-                         (fs.f_type == TMPFS_MAGIC || fs.f_type == static_cast<decltype(fs.f_type)>(RAMFS_MAGIC));
+  const bool memory_fs = on_memory_filesystem(fd_.get());
   async_ = false;
   if (options_.async_copies) {
     async_ = !o_direct_ || memory_fs;
