@@ -12,6 +12,7 @@
 #include "common/cpu_probe.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
+#include "common/percentile.hpp"
 #include "common/units.hpp"
 #include "engine/axes.hpp"
 #include "engine/codec_quality.hpp"
@@ -86,6 +87,11 @@ class Sweep {
   }
 
  private:
+  // "rep 3/6" for the planned rounds (warm-ups included), "rep 9 (noisy: one more)" past them.
+  static std::string rep_label(int rep, int runs) {
+    return rep < runs ? cat("rep ", rep + 1, "/", runs) : cat("rep ", rep + 1, " (noisy: one more)");
+  }
+
   void tick(const std::string& what, bool counts) {
     if (counts) ++progress_state_.runs_done;
     progress_state_.what = what;
@@ -315,9 +321,9 @@ class Sweep {
       PointResult p = make_point(request, chunk, parse_mode("compute"));
       const int runs = config_.warmup + config_.repeat;
       int64_t measured_from = now_ns();
-      for (int rep = 0; rep < runs || more_rounds({&p}, rep - runs, measured_from); ++rep) {
+      for (int rep = 0; rep < runs || more_rounds({&p}, measured_from); ++rep) {
         if (rep == config_.warmup) measured_from = now_ns();
-        tick(cat(ctx, ": compute rep ", rep + 1, rep < runs ? cat("/", runs) : std::string(" (noisy: one more)")), rep < runs);
+        tick(cat(ctx, ": compute ", rep_label(rep, runs)), rep < runs);
         RequestOutcome out = run_one(request, p.mode, chunk, nullptr, keys.begin()->second, {});
         check(p, out, reference, rep == config_.warmup, request, chunk);
         if (rep >= config_.warmup) p.reps.push_back(std::move(out));
@@ -376,12 +382,11 @@ class Sweep {
         std::vector<const PointResult*> in_group;
         for (const PointResult& p : group_points) in_group.push_back(&p);
         int64_t measured_from = now_ns();
-        for (int rep = 0; rep < runs || more_rounds(in_group, rep - runs, measured_from); ++rep) {
+        for (int rep = 0; rep < runs || more_rounds(in_group, measured_from); ++rep) {
           if (rep == config_.warmup) measured_from = now_ns();
           for (size_t j = 0; j < group_points.size(); ++j) {
             PointResult& p = group_points[(j + static_cast<size_t>(rep)) % group_points.size()];  // alternate
-            tick(cat(group, ": ", p.mode.name(), " rep ", rep + 1, rep < runs ? cat("/", runs) : std::string(" (noisy: one more)")),
-                 rep < runs);
+            tick(cat(group, ": ", p.mode.name(), " ", rep_label(rep, runs)), rep < runs);
             RequestOutcome out = run_one(request, p.mode, chunk, &spec, key, throttles);
             p.source_description = out.source_description;
             check(p, out, reference, rep == config_.warmup, request, chunk, lossy);
@@ -395,10 +400,10 @@ class Sweep {
     }
   }
 
-  // After the `repeat` measured rounds (extra_done more so far, since `measured_from`): one more
+  // Asked once the `repeat` measured rounds (measured since `measured_from`) are done: one more
   // round while a point's median is noisier than max_noise and the budget has time left.
-  bool more_rounds(const std::vector<const PointResult*>& points, int extra_done, int64_t measured_from) const {
-    if (!(config_.max_point_seconds > 0) || extra_done < 0) return false;
+  bool more_rounds(const std::vector<const PointResult*>& points, int64_t measured_from) const {
+    if (!(config_.max_point_seconds > 0)) return false;
     if (ns_to_s(now_ns() - measured_from) >= config_.max_point_seconds) return false;
     for (const PointResult* p : points) {
       std::vector<double> ttft_ms;
@@ -441,9 +446,7 @@ VerifyLevel parse_verify_level(std::string_view text) {
 double median_relative_error(std::span<const double> samples) {
   const size_t n = samples.size();
   if (n < 2) return std::numeric_limits<double>::infinity();
-  std::vector<double> sorted(samples.begin(), samples.end());
-  std::sort(sorted.begin(), sorted.end());
-  const double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  const double median = percentile(std::vector<double>(samples.begin(), samples.end()), 50);
   if (!(median > 0)) return std::numeric_limits<double>::infinity();
   double mean = 0;
   for (double v : samples) mean += v;
