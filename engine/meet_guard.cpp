@@ -5,6 +5,22 @@
 #include <cmath>
 
 namespace cake {
+namespace {
+
+// The load lane's pace: chunks delivered so far over the time since t0 (pipeline fill included).
+// Only once it has delivered one.
+double measured_load_ns_per_chunk(const MeetGuard::State& s) {
+  return static_cast<double>(s.load_last_done_ns) / s.load_done;
+}
+
+// What the compute lane will take for chunks first..last (inclusive), each at its own cost.
+double compute_cost_ns(const MeetGuard::State& s, int first, int last) {
+  double ns = 0;
+  for (int i = first; i <= last; ++i) ns += MeetGuard::compute_chunk_cost_ns(s, i);
+  return ns;
+}
+
+}  // namespace
 
 MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk, int64_t now_ns) {
   // Until the load lane has delivered a chunk its pace is unknown: it commits one chunk blind, no
@@ -13,10 +29,8 @@ MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk, int64_t now_ns) {
   if (s.load_done == 0 && s.load_in_flight > 0) return Verdict::later;
   if (s.load_done == 0 && s.nominal_load_ns_per_chunk <= 0) return Verdict::claim;
   if (s.load_done > 0 && s.compute_done == 0) return Verdict::claim;
-  // The load lane's pace: chunks delivered so far over the time since t0 (pipeline fill included);
-  // before the first delivery, the link's nominal rate.
-  const double load_ns_per_chunk = s.load_done > 0 ? static_cast<double>(s.load_last_done_ns) / s.load_done
-                                                   : s.nominal_load_ns_per_chunk;
+  // The load lane's pace; before its first delivery, the link's nominal rate.
+  const double load_ns_per_chunk = s.load_done > 0 ? measured_load_ns_per_chunk(s) : s.nominal_load_ns_per_chunk;
   const double load_eta_ns = (s.load_in_flight + 1) * load_ns_per_chunk;
   if (s.load_done == 0 && compute_chunk_cost_ns(s, s.compute_next) <= 0) return Verdict::wait_for_compute;
   // The compute lane's: every chunk from the one it is on up to and including `chunk`, each at its
@@ -24,11 +38,9 @@ MeetGuard::Verdict MeetGuard::judge(const State& s, int chunk, int64_t now_ns) {
   // them (round 3), chunks near the meet were taken for cheaper than they are, and the load lane
   // stopped a chunk early: at 2 Gbps on the H200 it then idled 620 ms at the meet and Cake took
   // 1.04x the oracle (results/h200/round3).
-  double compute_eta_ns = 0;
-  for (int i = s.compute_next; i <= chunk; ++i) compute_eta_ns += compute_chunk_cost_ns(s, i);
+  double compute_eta_ns = compute_cost_ns(s, s.compute_next, chunk);
   if (s.compute_run_count > 0) {
-    double run_ns = 0;
-    for (int i = s.compute_next; i < s.compute_next + s.compute_run_count; ++i) run_ns += compute_chunk_cost_ns(s, i);
+    const double run_ns = compute_cost_ns(s, s.compute_next, s.compute_next + s.compute_run_count - 1);
     compute_eta_ns -= std::clamp(static_cast<double>(now_ns - s.compute_run_start_ns), 0.0, run_ns);
   }
   if (compute_eta_ns >= load_eta_ns) return Verdict::claim;
@@ -55,10 +67,8 @@ double MeetGuard::compute_chunk_cost_ns(const State& s, int chunk) {
 bool MeetGuard::leave_to_load(const State& s, int chunk, int unclaimed) {
   // Asked between runs, once the load lane's pace is known.
   if (s.compute_run_count > 0 || s.load_done == 0 || s.load_last_done_ns <= 0 || unclaimed < 1) return false;
-  const double load_ns_per_chunk = static_cast<double>(s.load_last_done_ns) / s.load_done;
-  const double load_eta_ns = (s.load_in_flight + unclaimed) * load_ns_per_chunk;
-  double compute_eta_ns = 0;
-  for (int i = s.compute_next; i <= chunk; ++i) compute_eta_ns += compute_chunk_cost_ns(s, i);
+  const double load_eta_ns = (s.load_in_flight + unclaimed) * measured_load_ns_per_chunk(s);
+  const double compute_eta_ns = compute_cost_ns(s, s.compute_next, chunk);
   return compute_eta_ns > 0 && load_eta_ns <= compute_eta_ns;
 }
 
@@ -77,8 +87,7 @@ MeetGuard::Takeover MeetGuard::judge_takeover(const State& s, int64_t now_ns, in
   } else {
     return Takeover::unknown;
   }
-  const double load_ns_per_chunk = static_cast<double>(s.load_last_done_ns) / s.load_done;
-  const double load_eta_ns = (s.load_in_flight + unclaimed + s.compute_run_count) * load_ns_per_chunk;
+  const double load_eta_ns = (s.load_in_flight + unclaimed + s.compute_run_count) * measured_load_ns_per_chunk(s);
   return load_eta_ns < remaining_ns ? Takeover::take : Takeover::leave;
 }
 
