@@ -1,5 +1,6 @@
 #include "common/crc32c.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -171,32 +172,53 @@ CAKE_VPCLMUL_TARGET inline __m128i lane128(const FoldConstants& c) {
 
 constexpr size_t kFoldMinBytes = 1024;  // below this the three crc32 lanes are as fast
 
-CAKE_VPCLMUL_TARGET uint32_t crc32c_vpclmul(const void* data, size_t bytes, uint32_t previous) {
+// One 64- or 16-byte block of the message; with kCopy also stored at `d` (the copy's same offset).
+template <bool kCopy>
+CAKE_VPCLMUL_TARGET inline __m512i take512(const unsigned char* p, unsigned char* d) {
+  const __m512i v = _mm512_loadu_si512(p);
+  if constexpr (kCopy) _mm512_storeu_si512(d, v);
+  return v;
+}
+template <bool kCopy>
+CAKE_VPCLMUL_TARGET inline __m128i take128(const unsigned char* p, unsigned char* d) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (kCopy) _mm_storeu_si128(reinterpret_cast<__m128i*>(d), v);
+  return v;
+}
+
+// The CRC of `bytes` (at least 256) at `data`; with kCopy, each block read is also stored to `dst`,
+// so a copy and its checksum take one pass over memory instead of two (crc32c_copy()).
+template <bool kCopy>
+CAKE_VPCLMUL_TARGET uint32_t crc32c_vpclmul(unsigned char* dst, const void* data, size_t bytes, uint32_t previous) {
   static const FoldConstants k256(256), k192(192), k128(128), k64(64), k48(48), k32(32), k16(16);
   const auto* p = static_cast<const unsigned char*>(data);
-  __m512i x0 = _mm512_loadu_si512(p);
-  __m512i x1 = _mm512_loadu_si512(p + 64);
-  __m512i x2 = _mm512_loadu_si512(p + 128);
-  __m512i x3 = _mm512_loadu_si512(p + 192);
+  unsigned char* d = dst;
+  __m512i x0 = take512<kCopy>(p, d);
+  __m512i x1 = take512<kCopy>(p + 64, d + 64);
+  __m512i x2 = take512<kCopy>(p + 128, d + 128);
+  __m512i x3 = take512<kCopy>(p + 192, d + 192);
   // A starting state s is the same as s xored into the message's first 4 bytes from state 0.
   x0 = _mm512_xor_si512(x0, _mm512_castsi128_si512(_mm_cvtsi32_si128(static_cast<int>(~previous))));
   p += 256;
+  d += kCopy ? 256 : 0;
   bytes -= 256;
   const __m512i f256 = lanes512(k256);
   while (bytes >= 256) {
-    x0 = _mm512_xor_si512(fold512(x0, f256), _mm512_loadu_si512(p));
-    x1 = _mm512_xor_si512(fold512(x1, f256), _mm512_loadu_si512(p + 64));
-    x2 = _mm512_xor_si512(fold512(x2, f256), _mm512_loadu_si512(p + 128));
-    x3 = _mm512_xor_si512(fold512(x3, f256), _mm512_loadu_si512(p + 192));
+    x0 = _mm512_xor_si512(fold512(x0, f256), take512<kCopy>(p, d));
+    x1 = _mm512_xor_si512(fold512(x1, f256), take512<kCopy>(p + 64, d + 64));
+    x2 = _mm512_xor_si512(fold512(x2, f256), take512<kCopy>(p + 128, d + 128));
+    x3 = _mm512_xor_si512(fold512(x3, f256), take512<kCopy>(p + 192, d + 192));
     p += 256;
+    d += kCopy ? 256 : 0;
     bytes -= 256;
   }
   __m512i x = _mm512_xor_si512(_mm512_xor_si512(fold512(x0, lanes512(k192)), fold512(x1, lanes512(k128))),
                                _mm512_xor_si512(fold512(x2, lanes512(k64)), x3));
   const __m512i f64 = lanes512(k64);
   while (bytes >= 64) {
-    x = _mm512_xor_si512(fold512(x, f64), _mm512_loadu_si512(p));
+    x = _mm512_xor_si512(fold512(x, f64), take512<kCopy>(p, d));
     p += 64;
+    d += kCopy ? 64 : 0;
     bytes -= 64;
   }
   alignas(64) __m128i block[4];  // the accumulator's four 16-byte blocks, 48, 32, 16, 0 bytes from the end
@@ -205,13 +227,15 @@ CAKE_VPCLMUL_TARGET uint32_t crc32c_vpclmul(const void* data, size_t bytes, uint
                             _mm_xor_si128(fold128(block[2], lane128(k16)), block[3]));
   const __m128i f16 = lane128(k16);
   while (bytes >= 16) {
-    y = _mm_xor_si128(fold128(y, f16), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    y = _mm_xor_si128(fold128(y, f16), take128<kCopy>(p, d));
     p += 16;
+    d += kCopy ? 16 : 0;
     bytes -= 16;
   }
   uint64_t state = __builtin_ia32_crc32di(0, static_cast<uint64_t>(_mm_cvtsi128_si64(y)));
   state = __builtin_ia32_crc32di(state, static_cast<uint64_t>(_mm_extract_epi64(y, 1)));
   auto c32 = static_cast<uint32_t>(state);
+  if constexpr (kCopy) std::memcpy(d, p, bytes);  // the last 0-15 bytes
   for (; bytes >= 8; bytes -= 8, p += 8) {
     uint64_t word;
     std::memcpy(&word, p, 8);
@@ -235,10 +259,28 @@ uint32_t crc32c(const void* data, size_t bytes, uint32_t previous) {
 #if defined(__x86_64__)
   static const bool hardware = crc32c_is_hardware();  // immutable after first call
   static const bool folding = hardware && vpclmul_usable();
-  if (folding && bytes >= kFoldMinBytes) return crc32c_vpclmul(data, bytes, previous);
+  if (folding && bytes >= kFoldMinBytes) return crc32c_vpclmul<false>(nullptr, data, bytes, previous);
   if (hardware) return crc32c_sse42(data, bytes, previous);
 #endif
   return crc32c_portable(data, bytes, previous);
+}
+
+uint32_t crc32c_copy(void* dst, const void* src, size_t bytes, uint32_t previous) {
+#if defined(__x86_64__)
+  static const bool folding = crc32c_is_hardware() && vpclmul_usable();
+  if (folding && bytes >= kFoldMinBytes) return crc32c_vpclmul<true>(static_cast<unsigned char*>(dst), src, bytes, previous);
+#endif
+  // Without the folding unit: copy, then checksum the copy while it is in cache, in 64 KiB steps.
+  constexpr size_t kStep = 64 << 10;
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* p = static_cast<const unsigned char*>(src);
+  uint32_t crc = previous;
+  for (size_t at = 0; at < bytes; at += kStep) {
+    const size_t n = std::min(kStep, bytes - at);
+    std::memcpy(d + at, p + at, n);
+    crc = crc32c(d + at, n, crc);
+  }
+  return crc;
 }
 
 }  // namespace cake

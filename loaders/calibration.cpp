@@ -82,6 +82,7 @@ std::string LoadMeasurement::wait_summary() const {
   };
   std::string out = cat("lane (", pipeline.path);
   if (pipeline.path == "pieces") {
+    if (pipeline.into_cache) out += ", read straight into the cache";
     out += cat(", ", pipeline.pool_pieces, " x ", format_bytes(pipeline.piece_bytes), ", ", pipeline.pieces,
                " pieces, at most ", pipeline.max_pieces_reading, " reading and ", pipeline.max_pieces_copying,
                " copying at once): of ", ms(pipeline.run_ns), " it waited ", ms(pipeline.wait_reads_ns),

@@ -47,6 +47,7 @@ class FaultInjectingSource : public KvSource, private HostResidentChunks, privat
   std::vector<PieceLanded> take_pieces(int64_t wait_ns) override;
   int pieces_in_flight() const override { return pieces_->pieces_in_flight(); }
   int readers() const override { return pieces_->readers(); }
+  bool scatters() const override { return pieces_->scatters(); }
   // (HostResidentChunks::location() serves both: the resident or the piece source's.)
   void fail_chosen(std::vector<ChunkRead>& done) const;
 

@@ -67,6 +67,10 @@ struct PieceRead {
   // false: the reader only reads, and PieceLanded::crc is 0; the pipeline verifies the chunk on the
   // GPU after its copies (LoadPipelineOptions::checksum).
   bool checksum = true;
+  // When not empty, the piece's payload bytes go straight to these spans (of a host KV cache), in
+  // order, and `dst` is not used: no staging piece and no second copy. Their sizes sum to `bytes`;
+  // no padding is written. Only for a source whose scatters() says it can.
+  std::vector<std::span<std::byte>> scatter;
 };
 
 struct PieceLanded {
@@ -96,6 +100,9 @@ class PieceSource {
   virtual int readers() const = 0;
   // Where the pieces come from, for error messages ("/dev/shm/cake/ab.kvstore"); after open().
   virtual std::string location() const = 0;
+  // After open(): pieces may carry PieceRead::scatter, because this source writes any memory at any
+  // alignment (copies out of a mapping). O_DIRECT reads cannot: they need 4 KiB aligned, padded buffers.
+  virtual bool scatters() const { return false; }
 };
 
 class KvSource {

@@ -3,7 +3,9 @@
 //   pinned staging pieces; the source's reader threads read pieces of the claimed chunks into free
 //   ones (several at once) and checksum them; each piece is copied into the cache as soon as it
 //   lands, and its staging piece is reused once its copy finished (CUDA event), so the copy of
-//   piece k overlaps the reads of k+1, k+2, ... (see PieceLedger). For a device cache the readers
+//   piece k overlaps the reads of k+1, k+2, ... (see PieceLedger). A host cache fed from a mapped
+//   file skips the staging: the readers copy each piece straight to its place in the cache
+//   (PieceRead::scatter), and the pool only counts the bytes in flight. For a device cache the readers
 //   only read and a CRC-32C kernel checks each chunk in the cache behind its last copy
 //   (ChecksumPlace, crc32c_gpu.hpp).
 // - Other staged sources (tcp): the source reads chunk payloads into a ring of pinned staging
@@ -90,6 +92,8 @@ struct LoadPipelineOptions {
 struct LoadPipelineStats {
   std::string path;                   // "pieces" (byte staging), "chunks" (whole-chunk slots), "direct"
   int pool_pieces = 0;                // byte staging: staging pieces, and their size
+  bool into_cache = false;            // byte staging: the readers wrote the pieces straight into a host
+                                      //   cache (PieceRead::scatter); the pieces only counted bytes in flight
   uint64_t piece_bytes = 0;
   uint64_t pieces = 0;                // pieces handed to the source
   int max_pieces_reading = 0;         // most pieces out at the readers at once

@@ -15,9 +15,48 @@
 namespace cake {
 namespace {
 
-// One request out of the file's mapping, in read_range()'s terms: a file that now ends inside the
-// range is `truncated` (MappedFile::populate() says so instead of a SIGBUS on the copy).
-RangeRead copy_mapped(const MappedFile& mapped, std::byte* dst, uint64_t bytes, uint64_t file_offset) {
+// Where a piece's payload bytes go: its staging piece (contiguous) or the spans of
+// PieceRead::scatter. parts() calls fn(dst, n) for each contiguous part of the piece's bytes
+// [from, from + bytes) (offsets within the piece).
+class PieceTarget {
+ public:
+  explicit PieceTarget(const PieceRead& piece) : piece_(piece) {}
+  bool scattered() const { return !piece_.scatter.empty(); }
+  uint64_t scatter_bytes() const {
+    uint64_t sum = 0;
+    for (const std::span<std::byte>& span : piece_.scatter) sum += span.size();
+    return sum;
+  }
+  template <class Fn>
+  void parts(uint64_t from, uint64_t bytes, Fn&& fn) const {
+    if (!scattered()) {
+      fn(piece_.dst + from, bytes);
+      return;
+    }
+    uint64_t span_from = 0;
+    for (const std::span<std::byte>& span : piece_.scatter) {
+      if (bytes == 0) return;
+      const uint64_t span_end = span_from + span.size();
+      if (from < span_end) {
+        const uint64_t n = std::min(span_end - from, bytes);
+        fn(span.data() + (from - span_from), n);
+        from += n;
+        bytes -= n;
+      }
+      span_from = span_end;
+    }
+  }
+
+ private:
+  const PieceRead& piece_;
+};
+
+// Bytes [piece_from, piece_from + bytes) of a piece, out of the file's mapping at `file_offset`, in
+// read_range()'s terms: a file that now ends inside the range is `truncated`
+// (MappedFile::populate() says so instead of a SIGBUS on the copy). With `crc`, the bytes are
+// checksummed as they are copied (crc32c_copy(): one pass over memory), chained onto *crc.
+RangeRead copy_mapped(const MappedFile& mapped, const PieceTarget& target, uint64_t piece_from, uint64_t bytes,
+                      uint64_t file_offset, uint32_t* crc) {
   RangeRead r;
   const int err = mapped.populate(file_offset, bytes);
   if (err == EFAULT || err == ERANGE) {
@@ -29,10 +68,16 @@ RangeRead copy_mapped(const MappedFile& mapped, std::byte* dst, uint64_t bytes, 
     r.error = err;
     return r;
   }
-  // Plain (cached) stores: the staging piece is small and recycled fast, so the copy engine reads
-  // it back out of the last-level cache. Streaming stores, which send it to memory, were slower
-  // on the H200 host (0.69-0.74 x the pinned copy rate against 0.81-0.82; results/h200/round5/).
-  std::memcpy(dst, mapped.data() + file_offset, bytes);
+  // Plain (cached) stores: a staging piece is small and recycled fast, so the copy engine reads it
+  // back out of the last-level cache. Streaming stores, which send it to memory, were slower on the
+  // H200 host (0.69-0.74 x the pinned copy rate against 0.81-0.82; results/h200/round5/). Into a
+  // host cache the checksum reads the bytes right after, so they are better cached there too.
+  const std::byte* from = mapped.data() + file_offset;
+  target.parts(piece_from, bytes, [&](std::byte* dst, uint64_t n) {
+    if (crc) *crc = crc32c_copy(dst, from, n, *crc);
+    else std::memcpy(dst, from, n);
+    from += n;
+  });
   r.bytes = bytes;
   return r;
 }
@@ -100,6 +145,11 @@ std::string PieceReaders::location() const {
   return file_.path;
 }
 
+bool PieceReaders::scatters() const {
+  std::lock_guard lock(mutex_);
+  return file_.mapped != nullptr;
+}
+
 PieceReaderStats PieceReaders::stats() const {
   std::lock_guard lock(mutex_);
   PieceReaderStats sum;
@@ -161,7 +211,16 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
     out.landed_ns = now_ns();
     return out;
   }
-  // Reads cover whole 4 KiB blocks (O_DIRECT); the store pads every payload to them.
+  const PieceTarget target(piece);
+  if (target.scattered() && (!file.mapped || target.scatter_bytes() != piece.bytes)) {
+    out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": a piece of ", piece.bytes, " bytes into ",
+                    piece.scatter.size(), " spans of ", target.scatter_bytes(),
+                    file.mapped ? " bytes" : " bytes, but only a mapped file is copied into spans");
+    out.landed_ns = now_ns();
+    return out;
+  }
+  // Reads cover whole 4 KiB blocks (O_DIRECT); the store pads every payload to them. Copies out of
+  // a mapping take the payload bytes only.
   const uint64_t read_end = piece.offset + store_align_up(piece.bytes);
   const uint64_t payload_end = piece.offset + piece.bytes;
   uint32_t crc = 0;
@@ -182,17 +241,22 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
     const int64_t read_from = now_ns();
     if (out.first_byte_ns == 0) out.first_byte_ns = read_from;
     const uint64_t file_offset = entry.offset + at;
+    const uint64_t payload = at < payload_end ? std::min(want, payload_end - at) : 0;
+    // Out of a mapping the checksum is taken in the copy's pass (its time counts as reading).
+    const bool fused_crc = file.mapped && piece.checksum;
     // An O_DIRECT read stops short of a block boundary only where the file ends.
-    const RangeRead r = file.mapped ? copy_mapped(*file.mapped, piece.dst + (at - piece.offset), want, file_offset)
+    const RangeRead r = file.mapped ? copy_mapped(*file.mapped, target, at - piece.offset, payload, file_offset,
+                                                  fused_crc ? &crc : nullptr)
                                     : read_range(ring, file.fd, piece.dst + (at - piece.offset), want, file_offset,
                                                  file.o_direct ? kStoreAlignment : 0);
+    const uint64_t asked = file.mapped ? payload : want;
     const std::string where = cat("reading chunk ", piece.chunk, " of ", file.path);
     switch (r.fault) {
       case RangeRead::Fault::none: break;
       case RangeRead::Fault::no_sqe: out.error = cat(where, ": no free io_uring entry"); break;
       case RangeRead::Fault::ring: out.error = cat(where, ": io_uring: ", errno_text(r.error)); break;
       case RangeRead::Fault::read:
-        out.error = cat(where, " (", want - r.bytes, " bytes at file offset ", file_offset + r.bytes, "): ", errno_text(r.error));
+        out.error = cat(where, " (", asked - r.bytes, " bytes at file offset ", file_offset + r.bytes, "): ", errno_text(r.error));
         break;
       case RangeRead::Fault::truncated:
         out.error = cat(where, ": the file ends at byte ", file_offset + r.bytes, ", inside the chunk (truncated store)");
@@ -200,9 +264,9 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
     }
     stats.read_ns += now_ns() - read_from;
     if (!out.error.empty()) break;
-    if (at < payload_end && piece.checksum) {
+    if (payload > 0 && piece.checksum && !fused_crc) {
       const int64_t crc_from = now_ns();
-      crc = crc32c(piece.dst + (at - piece.offset), std::min(want, payload_end - at), crc);
+      target.parts(at - piece.offset, payload, [&](const std::byte* landed, uint64_t n) { crc = crc32c(landed, n, crc); });
       stats.checksum_ns += now_ns() - crc_from;
     }
     at += want;

@@ -7,7 +7,8 @@
 // ~4-5 GB/s out of tmpfs.
 //
 // With PieceReaderFile::mapped, a request is instead copied out of a mapping of the file (after
-// MappedFile::populate(), which answers a truncated file with an error, not a signal).
+// MappedFile::populate(), which answers a truncated file with an error, not a signal), into the
+// staging piece or, for a host KV cache, straight into the cache's spans (PieceRead::scatter).
 //
 // Requests of one piece are read one after another on its thread: for a block device with
 // O_DIRECT, the reads in flight are as many as the threads (not a deeper queue per thread).
@@ -72,6 +73,7 @@ class PieceReaders final : public PieceSource {
   int pieces_in_flight() const override;
   int readers() const override { return static_cast<int>(threads_.size()); }
   std::string location() const override;
+  bool scatters() const override;  // the file is mapped: a piece is copied wherever it is asked to go
   PieceReaderStats stats() const;
 
  private:

@@ -202,7 +202,10 @@ TEST(FileSource, FlippedPayloadByteFailsThatChunkOnlyOnReaderThreads) {
 
 // The piece reads of the byte pipeline: random pieces of random chunks land bit-exact with the
 // CRC-32C of exactly their payload bytes; pieces past a truncation fail naming chunk and file.
-void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileReads file_reads = FileReads::automatic) {
+// `scatter`: each piece goes to 1-4 spans of random sizes in buffers of their own
+// (PieceRead::scatter, as into a host cache), each span followed by guard bytes nothing may touch.
+void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileReads file_reads = FileReads::automatic,
+                       bool scatter = false) {
   Seeded s;
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
@@ -214,21 +217,35 @@ void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileRea
   PieceSource* pieces = source.piece_source();
   ASSERT_NE(pieces, nullptr);
   EXPECT_EQ(pieces->readers(), reader_threads);
+  EXPECT_EQ(pieces->scatters(), file_reads == FileReads::mapped);
   const size_t cut_chunk = 1 + s.rng() % (h.chunks.size() - 1);
   if (truncate) {
     ASSERT_EQ(::truncate(store.path.c_str(), static_cast<off_t>(h.chunks[cut_chunk].offset + 4096)), 0);
   }
   const uint64_t piece_bytes = 4096 * (1 + s.rng() % 8);
+  constexpr size_t kGuard = 64;
   std::vector<AlignedBuffer> buffers;
+  std::vector<std::vector<std::byte>> span_buffers;  // scatter: each span's bytes, then kGuard guard bytes
   std::vector<PieceRead> reads;
   for (int i = 0; i < 12; ++i) {
     const int c = static_cast<int>(s.rng() % h.chunks.size());
     const uint64_t payload = h.chunks[static_cast<size_t>(c)].bytes;
     const uint64_t pieces_in_chunk = (payload + piece_bytes - 1) / piece_bytes;
     const uint64_t offset = piece_bytes * (s.rng() % pieces_in_chunk);
+    const uint64_t bytes = std::min(piece_bytes, payload - offset);
     buffers.emplace_back(store_align_up(piece_bytes));
     std::memset(buffers.back().data(), 0xA5, buffers.back().size());
-    reads.push_back({c, offset, std::min(piece_bytes, payload - offset), buffers.back().data(), i});
+    reads.push_back({c, offset, bytes, buffers.back().data(), i});
+    if (scatter) {
+      reads.back().dst = nullptr;
+      const int spans = 1 + static_cast<int>(s.rng() % 4);
+      for (uint64_t at = 0, k = 0; at < bytes; ++k) {
+        const uint64_t n = k + 1 == static_cast<uint64_t>(spans) ? bytes - at : 1 + s.rng() % (bytes - at);
+        span_buffers.emplace_back(n + kGuard, std::byte{0xA5});
+        reads.back().scatter.emplace_back(span_buffers.back().data(), n);
+        at += n;
+      }
+    }
     pieces->read_piece(reads.back());
   }
   std::map<int, PieceLanded> landed;
@@ -244,7 +261,16 @@ void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileRea
       continue;
     }
     ASSERT_TRUE(l.ok) << l.error;
-    EXPECT_EQ(std::memcmp(r.dst, want, r.bytes), 0) << "chunk " << r.chunk << " offset " << r.offset;
+    if (scatter) {
+      const std::byte* expected = want;
+      for (const std::span<std::byte>& span : r.scatter) {
+        EXPECT_EQ(std::memcmp(span.data(), expected, span.size()), 0) << "chunk " << r.chunk << " offset " << r.offset;
+        for (size_t g = 0; g < kGuard; ++g) ASSERT_EQ(span.data()[span.size() + g], std::byte{0xA5}) << "guard byte " << g;
+        expected += span.size();
+      }
+    } else {
+      EXPECT_EQ(std::memcmp(r.dst, want, r.bytes), 0) << "chunk " << r.chunk << " offset " << r.offset;
+    }
     EXPECT_EQ(l.crc, crc32c(want, r.bytes));
     EXPECT_LE(l.first_byte_ns, l.landed_ns);
   }
@@ -261,6 +287,37 @@ TEST(FileSource, PiecesPastATruncationFailNamingChunkAndFile) { pieces_round_tri
 TEST(FileSource, MappedPiecesLandBitExactWithTheirChecksum) { pieces_round_trip(true, 3, false, FileReads::mapped); }
 TEST(FileSource, MappedPiecesPastATruncationFailNamingChunkAndFile) {
   pieces_round_trip(false, 2, true, FileReads::mapped);
+}
+// Straight into spans of a host cache: the same bytes and checksums, nothing written past a span.
+TEST(FileSource, MappedPiecesScatterBitExactIntoSpans) { pieces_round_trip(false, 3, false, FileReads::mapped, true); }
+TEST(FileSource, MappedPiecesScatterPastATruncationFail) { pieces_round_trip(true, 2, true, FileReads::mapped, true); }
+
+// Spans are for copies out of a mapping only: an io_uring read asked for them, or spans that do not
+// add up to the piece, fail that piece naming chunk and file; nothing is written.
+TEST(FileSource, ScatterOnlyFromAMappingAndOnlyWhole) {
+  Seeded s;
+  TempDir dir;
+  const StoreHeader shape = random_shape(s.rng);
+  const auto store = test::write_random_store(dir.file("s.kvstore"), shape, s.rng);
+  for (FileReads reads : {FileReads::uring, FileReads::mapped}) {
+    FileSource source(store.path, {.reader_threads = 1, .reads = reads});
+    const StoreHeader& h = source.open(shape.key);
+    PieceSource* pieces = source.piece_source();
+    ASSERT_NE(pieces, nullptr);
+    const uint64_t bytes = std::min<uint64_t>(4096, h.chunks[0].bytes);
+    std::vector<std::byte> span(bytes + 1, std::byte{0xA5});
+    PieceRead read{0, 0, bytes, nullptr, 7};
+    // Through an io_uring source: the right size, refused all the same. Mapped: one byte short.
+    read.scatter.emplace_back(span.data(), reads == FileReads::mapped ? bytes - 1 : bytes);
+    pieces->read_piece(read);
+    std::vector<PieceLanded> landed;
+    while (landed.empty()) landed = pieces->take_pieces(1'000'000);
+    ASSERT_EQ(landed.size(), 1u);
+    EXPECT_FALSE(landed[0].ok);
+    EXPECT_NE(landed[0].error.find(cat("chunk 0 of ", store.path)), std::string::npos) << landed[0].error;
+    EXPECT_NE(landed[0].error.find("spans"), std::string::npos) << landed[0].error;
+    for (std::byte b : span) ASSERT_EQ(b, std::byte{0xA5});
+  }
 }
 
 // `auto` maps a store on a memory filesystem and reads one elsewhere; `uring` never maps.

@@ -121,7 +121,8 @@ StoreHeader random_shape(std::mt19937_64& rng) {
                            (rng() & 1) ? DType::f32 : DType::bf16, tokens, chunk_tokens, rng());
 }
 
-enum class Kind { file, file_reader_threads, file_whole_chunks, file_throttled, mem };
+// file_mapped: pieces copied out of a mapping of the file, straight into the cache (no staging).
+enum class Kind { file, file_reader_threads, file_whole_chunks, file_throttled, file_mapped, file_mapped_throttled, mem };
 
 void round_trip(Kind kind) {
   Seeded s;
@@ -130,8 +131,16 @@ void round_trip(Kind kind) {
   const auto store = test::write_random_store(store_path(dir.path(), shape.key), shape, s.rng);
   std::unique_ptr<KvSource> source;
   // Fast enough to keep the test short, slow enough that the reader threads wait for the bucket.
-  std::unique_ptr<Throttle> throttle = kind == Kind::file_throttled ? make_throttle(2e9, "") : nullptr;
-  if (kind == Kind::file || kind == Kind::file_whole_chunks || kind == Kind::file_throttled) {
+  const bool mapped = kind == Kind::file_mapped || kind == Kind::file_mapped_throttled;
+  std::unique_ptr<Throttle> throttle =
+      kind == Kind::file_throttled || kind == Kind::file_mapped_throttled ? make_throttle(2e9, "") : nullptr;
+  if (mapped) {
+    source = std::make_unique<FileSource>(
+        store.path,
+        FileSourceOptions{.request_bytes = 4096 * (1 + s.rng() % 4), .reader_threads = 1 + static_cast<int>(s.rng() % 3),
+                          .reads = FileReads::mapped},
+        throttle.get());
+  } else if (kind == Kind::file || kind == Kind::file_whole_chunks || kind == Kind::file_throttled) {
     source = std::make_unique<FileSource>(
         store.path, FileSourceOptions{.queue_depth = 8, .request_bytes = 16384, .reader_threads = 1 + static_cast<int>(s.rng() % 3)},
         throttle.get());
@@ -159,8 +168,11 @@ void round_trip(Kind kind) {
     EXPECT_EQ(pipeline.stats().path, "pieces");
     EXPECT_GE(pipeline.stats().pieces, shape.chunks.size());
     EXPECT_GE(pipeline.stats().pool_pieces, 2);
-    EXPECT_NE(pipeline.source_description().find("pieces read by"), std::string::npos) << pipeline.source_description();
+    EXPECT_NE(pipeline.source_description().find(mapped ? "pieces copied out by" : "pieces read by"), std::string::npos)
+        << pipeline.source_description();
   }
+  // A mapped file feeds a host cache without staging; io_uring reads land in staging pieces.
+  EXPECT_EQ(pipeline.stats().into_cache, mapped);
   EXPECT_EQ(reports.duplicates, 0);
   ASSERT_EQ(reports.by_chunk.size(), shape.chunks.size());
   uint64_t bytes = 0;
@@ -190,6 +202,8 @@ TEST(LoadPipeline, MemSourceHostTargetBitExact) { round_trip(Kind::mem); }
 TEST(LoadPipeline, FileSourceOnReaderThreadsHostTargetBitExact) { round_trip(Kind::file_reader_threads); }
 TEST(LoadPipeline, FileSourceWholeChunkSlotsHostTargetBitExact) { round_trip(Kind::file_whole_chunks); }
 TEST(LoadPipeline, FileSourceThrottledPiecesHostTargetBitExact) { round_trip(Kind::file_throttled); }
+TEST(LoadPipeline, MappedFileStraightIntoAHostCacheBitExact) { round_trip(Kind::file_mapped); }
+TEST(LoadPipeline, MappedFileThrottledStraightIntoAHostCacheBitExact) { round_trip(Kind::file_mapped_throttled); }
 
 TEST(LoadPipeline, EachClaimedChunkOnceWhenClaimStopsEarly) {
   Seeded s;
@@ -257,7 +271,7 @@ TEST(LoadPipeline, ShapeMismatchWithTheCacheFailsEveryChunk) {
   for (const auto& [c, r] : reports.by_chunk) EXPECT_NE(r.error.find("kv heads"), std::string::npos) << r.error;
 }
 
-TEST(LoadPipeline, FaultsFailOnlyTheirChunksAndLeaveTheCacheUntouched) {
+void faults_fail_alone(FileReads reads) {
   Seeded s;
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
@@ -265,12 +279,14 @@ TEST(LoadPipeline, FaultsFailOnlyTheirChunksAndLeaveTheCacheUntouched) {
   // One chunk corrupted on disk, two more failed by injection.
   const StoreFaults faults = corrupt_one_pick_two(store, s.rng);
   const std::set<int>& injected = faults.injected;
-  FaultInjectingSource source(std::make_unique<FileSource>(store.path), injected, "injected EIO");
+  FaultInjectingSource source(std::make_unique<FileSource>(store.path, FileSourceOptions{.reads = reads}), injected,
+                              "injected EIO");
   HostCache cache(shape, shape.key.token_count);
   LoadPipeline pipeline(source, cache.view, shape.key.chunk_tokens, {.staging_slots = 2});
   Claimer claim{test::shuffled_chunks(shape.chunks.size(), s.rng), 0, SIZE_MAX};
   Reports reports;
   pipeline.run(shape.key, std::ref(claim), std::ref(reports));
+  EXPECT_EQ(pipeline.stats().into_cache, reads == FileReads::mapped);
   ASSERT_EQ(reports.by_chunk.size(), shape.chunks.size());
   EXPECT_EQ(reports.duplicates, 0);
   // A failed chunk may have been copied in part as its reads landed; it is reported only after
@@ -278,6 +294,10 @@ TEST(LoadPipeline, FaultsFailOnlyTheirChunksAndLeaveTheCacheUntouched) {
   expect_faults_alone(reports, faults, store.path, [&](int c) { expect_chunk_in_cache(cache.view, store, c, true); });
   EXPECT_EQ(pipeline.chunks_failed(), 3);
 }
+
+TEST(LoadPipeline, FaultsFailOnlyTheirChunks) { faults_fail_alone(FileReads::uring); }
+// Written straight into the cache, a bad chunk still fails alone: its checksum is over the cache's bytes.
+TEST(LoadPipeline, FaultsFailOnlyTheirChunksStraightIntoAHostCache) { faults_fail_alone(FileReads::mapped); }
 
 // The direct path (memory source): a chunk corrupted in the store and chunks failed by injection
 // fail alone; every other chunk is exact, each reported once, with or without a throttle.
