@@ -60,14 +60,25 @@ struct Ceilings {
   std::string reader_note;
 };
 
-// One bandwidth point, measured `repeat` times (loader and fio alternating); the median is its value.
+// fio in one configuration: its runs and their median.
+struct FioConfig {
+  int jobs = 1;
+  std::vector<FioResult> runs;
+  std::optional<double> bytes_per_sec;         // median of the runs that worked
+};
+
+// One bandwidth point, measured `repeat` times (loader and each fio configuration alternating); the
+// median is its value.
 struct Point {
   std::optional<double> target_bytes_per_sec;  // empty: unthrottled
   std::vector<LoadMeasurement> loads;
-  std::vector<FioResult> fios;
+  // fio with one job, and with as many jobs as the loader has reader threads when that is more:
+  // the loader is held against the faster (`fio_best`).
+  std::vector<FioConfig> fios;
   std::string fio_note;                        // why there is no fio number, when there is none
   LoadMeasurement load;                        // the run with the median rate
-  std::optional<double> fio_bytes_per_sec;     // median of the fio runs that worked
+  std::optional<double> fio_bytes_per_sec;     // the faster configuration's median
+  int fio_best = -1;                           // its index in `fios`
 };
 
 double median(std::vector<double> v) {
@@ -83,13 +94,24 @@ void settle(Point& p) {
   p.load = *std::min_element(p.loads.begin(), p.loads.end(), [m](const LoadMeasurement& a, const LoadMeasurement& b) {
     return std::abs(a.bytes_per_sec() - m) < std::abs(b.bytes_per_sec() - m);
   });
-  std::vector<double> fio_rates;
-  for (const auto& f : p.fios) {
-    if (f.bytes_per_sec) fio_rates.push_back(*f.bytes_per_sec);
-    else if (p.fio_note.empty()) p.fio_note = f.note;
+  for (size_t i = 0; i < p.fios.size(); ++i) {
+    FioConfig& config = p.fios[i];
+    std::vector<double> fio_rates;
+    for (const FioResult& f : config.runs) {
+      if (f.bytes_per_sec) fio_rates.push_back(*f.bytes_per_sec);
+      else if (p.fio_note.empty()) p.fio_note = cat("fio with ", config.jobs, config.jobs == 1 ? " job: " : " jobs: ", f.note);
+    }
+    if (fio_rates.empty()) continue;
+    config.bytes_per_sec = median(fio_rates);
+    if (!p.fio_bytes_per_sec || *config.bytes_per_sec > *p.fio_bytes_per_sec) {
+      p.fio_bytes_per_sec = config.bytes_per_sec;
+      p.fio_best = static_cast<int>(i);
+    }
   }
-  if (!fio_rates.empty()) p.fio_bytes_per_sec = median(fio_rates);
 }
+
+// "1 job" or "2 jobs".
+std::string jobs_text(int jobs) { return cat(jobs, jobs == 1 ? " job" : " jobs"); }
 
 nlohmann::json optional_gbps(std::optional<double> bytes_per_sec) {
   if (!bytes_per_sec) return nullptr;
@@ -136,9 +158,17 @@ void print_table(const CalibrationStore& store, const std::vector<Point>& points
   std::printf("  pinned host-to-device copy   %10s Gbps   loader / copy   %s\n",
               gbps_text(ceilings.h2d_bytes_per_sec, "n/a").c_str(), ratio_text(unthrottled, ceilings.h2d_bytes_per_sec).c_str());
   if (args.source == "file") {
+    const Point& first = points.front();
     std::printf("  fio (same file, bs, iodepth) %10s Gbps   loader / fio    %s\n",
-                gbps_text(points.front().fio_bytes_per_sec, "n/a").c_str(),
-                ratio_text(unthrottled, points.front().fio_bytes_per_sec).c_str());
+                gbps_text(first.fio_bytes_per_sec, "n/a").c_str(), ratio_text(unthrottled, first.fio_bytes_per_sec).c_str());
+    if (first.fios.size() > 1) {
+      std::string each;
+      for (const FioConfig& c : first.fios)
+        each += cat(each.empty() ? "" : ", ", jobs_text(c.jobs), " ", gbps_text(c.bytes_per_sec, "failed"), " Gbps");
+      std::printf("    the faster of: %s%s\n", each.c_str(),
+                  first.fio_best >= 0 ? cat(" (", jobs_text(first.fios[static_cast<size_t>(first.fio_best)].jobs), " won)").c_str()
+                                      : "");
+    }
     if (ceilings.reader)
       std::printf("  plain reader (%s) %s Gbps   loader / reader %s\n", ceilings.reader->detail.c_str(),
                   gbps_text(ceilings.reader->bytes_per_sec(), "-").c_str(),
@@ -186,11 +216,24 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
     j["loader_bound"] = loader_bound(p);
     j["fio_gbps"] = optional_gbps(p.fio_bytes_per_sec);
     j["fio_note"] = p.fio_note;
-    j["fio_command"] = p.fios.empty() ? "" : p.fios.front().command;
+    const FioConfig* best = p.fio_best >= 0 ? &p.fios[static_cast<size_t>(p.fio_best)] : nullptr;
+    j["fio_jobs"] = best ? nlohmann::json(best->jobs) : nlohmann::json(nullptr);
+    j["fio_command"] = best && !best->runs.empty() ? best->runs.front().command : "";
     nlohmann::json loader_runs = nlohmann::json::array();
     for (const auto& l : p.loads) loader_runs.push_back(bytes_per_sec_to_gbps(l.bytes_per_sec()));
     nlohmann::json fio_runs = nlohmann::json::array();
-    for (const auto& f : p.fios) fio_runs.push_back(optional_gbps(f.bytes_per_sec));
+    if (best)
+      for (const FioResult& f : best->runs) fio_runs.push_back(optional_gbps(f.bytes_per_sec));
+    nlohmann::json fio_configs = nlohmann::json::array();
+    for (const FioConfig& c : p.fios) {
+      nlohmann::json runs = nlohmann::json::array();
+      for (const FioResult& f : c.runs) runs.push_back(optional_gbps(f.bytes_per_sec));
+      fio_configs.push_back({{"jobs", c.jobs},
+                             {"gbps", optional_gbps(c.bytes_per_sec)},
+                             {"runs", runs},
+                             {"command", c.runs.empty() ? "" : c.runs.front().command}});
+    }
+    j["fio_configs"] = fio_configs;
     j["loader_gbps_runs"] = loader_runs;
     j["fio_gbps_runs"] = fio_runs;
     j["bytes"] = p.load.bytes;
@@ -200,6 +243,7 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
     j["failed_chunks"] = p.load.failed_chunks;
     j["wait_summary"] = p.load.wait_summary();
     j["lane_wait_ms"] = {{"path", p.load.pipeline.path},
+                         {"into_cache", p.load.pipeline.into_cache},
                          {"pool_pieces", p.load.pipeline.pool_pieces},
                          {"piece_bytes", p.load.pipeline.piece_bytes},
                          {"no_free_piece", p.load.pipeline.wait_no_free_piece_ns / 1e6},
@@ -321,8 +365,18 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
       } else if (args.source == "mem") {
         p.fio_note = "not applicable: the memory source reads no storage";
       } else {
-        if (!args.json) std::fprintf(stderr, "calibrate: fio, same file, bs and iodepth (run %d of %d) ...\n", r + 1, args.repeat);
-        p.fios.push_back(run_fio_read(store.path, options.request_bytes, options.queue_depth));
+        // fio with one job, and with as many as the loader's reader threads (each its share of the
+        // file): the loader is held against the faster, measured in the same alternation.
+        if (p.fios.empty()) {
+          p.fios.push_back({1, {}, {}});
+          if (options.reader_threads > 1) p.fios.push_back({options.reader_threads, {}, {}});
+        }
+        for (FioConfig& config : p.fios) {
+          if (!args.json)
+            std::fprintf(stderr, "calibrate: fio, same file, bs and iodepth, %s (run %d of %d) ...\n",
+                         jobs_text(config.jobs).c_str(), r + 1, args.repeat);
+          config.runs.push_back(run_fio_read(store.path, options.request_bytes, options.queue_depth, config.jobs));
+        }
       }
     }
     settle(p);

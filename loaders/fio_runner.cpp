@@ -111,8 +111,10 @@ FioResult parse_fio_read_json(const std::string& json_text) {
   return r;
 }
 
-FioResult run_fio_read(const std::string& path, uint64_t block_bytes, int iodepth) {
+FioResult run_fio_read(const std::string& path, uint64_t block_bytes, int iodepth, int jobs) {
   FioResult result;
+  result.jobs = jobs;
+  if (jobs < 1 || block_bytes == 0) throw UsageError(cat("fio: ", jobs, " jobs of ", block_bytes, "-byte blocks"));
   const std::string fio = find_on_path("fio");
   if (fio.empty()) {
     result.note = "fio not found on PATH";
@@ -124,21 +126,30 @@ FioResult run_fio_read(const std::string& path, uint64_t block_bytes, int iodept
     result.note = cat("cannot size ", path, ": ", ec.message());
     return result;
   }
+  // One job reads the whole file; several read whole blocks each of their consecutive shares.
+  const uint64_t share = jobs == 1 ? file_bytes : file_bytes / static_cast<uint64_t>(jobs) / block_bytes * block_bytes;
+  if (share == 0) {
+    result.note = cat(path, " (", file_bytes, " bytes) is too small for ", jobs, " fio jobs of ", block_bytes, "-byte blocks");
+    return result;
+  }
   const std::string json_path = cat(std::filesystem::temp_directory_path().string(), "/cake-fio-", ::getpid(), ".json");
-  const std::vector<std::string> args = {fio,
-                                         "--name=cake-calibrate",
-                                         cat("--filename=", path),
-                                         "--readonly",
-                                         "--rw=read",
-                                         "--ioengine=io_uring",
-                                         "--direct=1",
-                                         cat("--bs=", block_bytes),
-                                         cat("--iodepth=", iodepth),
-                                         cat("--size=", file_bytes),
-                                         "--numjobs=1",
-                                         "--thread",
-                                         "--output-format=json",
-                                         cat("--output=", json_path)};
+  std::vector<std::string> args = {fio,
+                                   "--name=cake-calibrate",
+                                   cat("--filename=", path),
+                                   "--readonly",
+                                   "--rw=read",
+                                   "--ioengine=io_uring",
+                                   "--direct=1",
+                                   cat("--bs=", block_bytes),
+                                   cat("--iodepth=", iodepth),
+                                   cat("--size=", share),
+                                   cat("--numjobs=", jobs)};
+  if (jobs > 1) {
+    args.push_back(cat("--offset_increment=", share));
+    args.push_back("--group_reporting");
+  }
+  for (const char* a : {"--thread", "--output-format=json"}) args.emplace_back(a);
+  args.push_back(cat("--output=", json_path));
   for (const auto& a : args) result.command += cat(result.command.empty() ? "" : " ", a);
   try {
     const ProcessResult p = run_process(args);
@@ -153,6 +164,7 @@ FioResult run_fio_read(const std::string& path, uint64_t block_bytes, int iodept
     }
     FioResult parsed = parse_fio_read_json(json.str());
     parsed.command = result.command;
+    parsed.jobs = jobs;
     return parsed;
   } catch (const Error& e) {
     ::unlink(json_path.c_str());

@@ -85,6 +85,18 @@ TEST(FileSourceCalibration, RunsFioWhenInstalled) {
   EXPECT_GT(*r.bytes_per_sec, 0);
   EXPECT_GE(r.io_bytes, 16ull << 20);
   EXPECT_NE(r.command.find("--ioengine=io_uring"), std::string::npos);
+  EXPECT_EQ(r.jobs, 1);
+  // Two jobs, each its own half of the file: the group reads (about) the whole file.
+  const FioResult two = run_fio_read(store.path, 1 << 20, 4, 2);
+  ASSERT_TRUE(two.bytes_per_sec.has_value()) << two.note << "\n" << two.command;
+  EXPECT_EQ(two.jobs, 2);
+  EXPECT_NE(two.command.find("--numjobs=2"), std::string::npos) << two.command;
+  EXPECT_NE(two.command.find("--offset_increment="), std::string::npos) << two.command;
+  EXPECT_GE(two.io_bytes, 16ull << 20);
+  // More jobs than whole blocks: refused with a note, fio not run.
+  const FioResult too_many = run_fio_read(store.path, 1 << 20, 4, 64);
+  EXPECT_FALSE(too_many.bytes_per_sec.has_value());
+  EXPECT_NE(too_many.note.find("too small"), std::string::npos) << too_many.note;
   const FioResult missing = run_fio_read(dir.file("absent"), 1 << 20, 4);
   EXPECT_FALSE(missing.bytes_per_sec.has_value());
   EXPECT_FALSE(missing.note.empty());
