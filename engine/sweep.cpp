@@ -320,11 +320,12 @@ class Sweep {
     if (has_mode(config_, ModeKind::compute)) {
       PointResult p = make_point(request, chunk, parse_mode("compute"));
       const int runs = config_.warmup + config_.repeat;
-      int64_t measured_from = now_ns();
-      for (int rep = 0; rep < runs || more_rounds({&p}, measured_from); ++rep) {
-        if (rep == config_.warmup) measured_from = now_ns();
+      std::vector<double> spent_s(1, 0.0);  // its measured runs' wall time
+      for (int rep = 0; rep < runs || !more_rounds({&p}, spent_s).empty(); ++rep) {
         tick(cat(ctx, ": compute ", rep_label(rep, runs)), rep < runs);
+        const int64_t from = now_ns();
         RequestOutcome out = run_one(request, p.mode, chunk, nullptr, keys.begin()->second, {});
+        if (rep >= config_.warmup) spent_s[0] += ns_to_s(now_ns() - from);
         check(p, out, reference, rep == config_.warmup, request, chunk);
         if (rep >= config_.warmup) p.reps.push_back(std::move(out));
       }
@@ -380,14 +381,23 @@ class Sweep {
         }
         const int runs = config_.warmup + config_.repeat;
         std::vector<const PointResult*> in_group;
-        for (const PointResult& p : group_points) in_group.push_back(&p);
-        int64_t measured_from = now_ns();
-        for (int rep = 0; rep < runs || more_rounds(in_group, measured_from); ++rep) {
-          if (rep == config_.warmup) measured_from = now_ns();
-          for (size_t j = 0; j < group_points.size(); ++j) {
-            PointResult& p = group_points[(j + static_cast<size_t>(rep)) % group_points.size()];  // alternate
+        std::vector<size_t> every;
+        for (const PointResult& p : group_points) {
+          every.push_back(in_group.size());
+          in_group.push_back(&p);
+        }
+        std::vector<double> spent_s(group_points.size(), 0.0);  // each point's measured runs' wall time
+        for (int rep = 0;; ++rep) {
+          // Every point in the set rounds; after them, the points that are still noisy and within budget.
+          const std::vector<size_t> round = rep < runs ? every : more_rounds(in_group, spent_s);
+          if (round.empty()) break;
+          for (size_t j = 0; j < round.size(); ++j) {
+            const size_t at = round[(j + static_cast<size_t>(rep)) % round.size()];  // alternate
+            PointResult& p = group_points[at];
             tick(cat(group, ": ", p.mode.name(), " ", rep_label(rep, runs)), rep < runs);
+            const int64_t from = now_ns();
             RequestOutcome out = run_one(request, p.mode, chunk, &spec, key, throttles);
+            if (rep >= config_.warmup) spent_s[at] += ns_to_s(now_ns() - from);
             p.source_description = out.source_description;
             check(p, out, reference, rep == config_.warmup, request, chunk, lossy);
             if (rep >= config_.warmup) p.reps.push_back(std::move(out));
@@ -400,17 +410,14 @@ class Sweep {
     }
   }
 
-  // Asked once the `repeat` measured rounds (measured since `measured_from`) are done: one more
-  // round while a point's median is noisier than max_noise and the budget has time left.
-  bool more_rounds(const std::vector<const PointResult*>& points, int64_t measured_from) const {
-    if (!(config_.max_point_seconds > 0)) return false;
-    if (ns_to_s(now_ns() - measured_from) >= config_.max_point_seconds) return false;
+  // Asked once the `repeat` measured rounds are done: the points that get one more run.
+  std::vector<size_t> more_rounds(const std::vector<const PointResult*>& points, const std::vector<double>& spent_s) const {
+    std::vector<std::vector<double>> ttft_ms;
     for (const PointResult* p : points) {
-      std::vector<double> ttft_ms;
-      for (const RequestOutcome& r : p->reps) ttft_ms.push_back(r.ttft_ms);
-      if (median_relative_error(ttft_ms) > config_.max_noise) return true;
+      ttft_ms.emplace_back();
+      for (const RequestOutcome& r : p->reps) ttft_ms.back().push_back(r.ttft_ms);
     }
-    return false;
+    return points_for_more_rounds(ttft_ms, spent_s, config_.max_point_seconds, config_.max_noise);
   }
 
   ComputeBackend& backend_;
@@ -455,6 +462,17 @@ double median_relative_error(std::span<const double> samples) {
   for (double v : samples) ss += (v - mean) * (v - mean);
   const double sd = std::sqrt(ss / static_cast<double>(n - 1));
   return 1.2533 * sd / (std::sqrt(static_cast<double>(n)) * median);
+}
+
+std::vector<size_t> points_for_more_rounds(const std::vector<std::vector<double>>& ttft_ms, const std::vector<double>& spent_s,
+                                           double budget_s, double max_noise) {
+  if (ttft_ms.size() != spent_s.size())
+    throw InternalError(cat("points_for_more_rounds: ", ttft_ms.size(), " points but ", spent_s.size(), " times"));
+  std::vector<size_t> out;
+  if (!(budget_s > 0)) return out;
+  for (size_t i = 0; i < ttft_ms.size(); ++i)
+    if (spent_s[i] < budget_s && median_relative_error(ttft_ms[i]) > max_noise) out.push_back(i);
+  return out;
 }
 
 int sweep_run_count(const SweepConfig& c) {

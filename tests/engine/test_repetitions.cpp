@@ -1,6 +1,6 @@
 // More repetitions where they are cheap (SweepConfig::max_point_seconds, max_noise): the median's
-// relative standard error, and a sweep that adds rounds only while a median is noisy and the
-// group's budget lasts, every mode of a group the same number of times (they alternate).
+// relative standard error, and a sweep that adds runs to a point only while its median is noisy and
+// its own budget lasts (the points of a group that qualify alternate).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "common/error.hpp"
 #include "engine/sweep.hpp"
 #include "kernels/backend_factory.hpp"
 #include "kernels/presets.hpp"
@@ -79,8 +80,8 @@ TEST(Repetitions, QuietMediansNeedNoMoreRounds) {
   EXPECT_EQ(f.reps_per_point(), (std::vector<size_t>{2, 2, 2}));
 }
 
-// A noise target no two timings meet: rounds go on until the budget is spent, for the compute-only
-// point and for the loading group, whose modes keep alternating (equal counts).
+// A noise target no two timings meet: runs go on until each point's budget is spent, for the
+// compute-only point and for each mode of the loading group.
 TEST(Repetitions, NoisyMediansGetMoreRoundsWithinTheBudget) {
   Fixture f;
   SCOPED_TRACE(testing::Message() << "seed " << f.seed);
@@ -90,7 +91,25 @@ TEST(Repetitions, NoisyMediansGetMoreRoundsWithinTheBudget) {
   ASSERT_EQ(reps.size(), 3u);
   EXPECT_GT(reps[0], 2u) << "compute-only";
   EXPECT_GT(reps[1], 2u) << "io";
-  EXPECT_EQ(reps[1], reps[2]) << "io and cake alternate: one round runs both";
+  EXPECT_GT(reps[2], 2u) << "cake";
+}
+
+// The rule itself: a point gets another run only while it is noisy AND under its own budget; the
+// others in its group do not hold it back or push it on.
+TEST(Repetitions, OnlyNoisyPointsWithinTheirOwnBudgetGetMoreRuns) {
+  const std::vector<double> quiet = {10, 10, 10, 10};  // relative error 0
+  const std::vector<double> noisy = {10, 14, 8, 12};   // ~13%
+  const double budget = 3;
+  // 0: noisy, under budget -> more; 1: quiet -> none; 2: noisy but spent -> none; 3: noisy, just under.
+  EXPECT_EQ(points_for_more_rounds({noisy, quiet, noisy, noisy}, {0.5, 0.1, 3.0, 2.999}, budget, 0.01),
+            (std::vector<size_t>{0, 3}));
+  // A looser target makes the noisy points quiet enough.
+  EXPECT_TRUE(points_for_more_rounds({noisy, quiet}, {0, 0}, budget, 0.5).empty());
+  // No budget: nothing more, however noisy.
+  EXPECT_TRUE(points_for_more_rounds({noisy, noisy}, {0, 0}, 0, 0.01).empty());
+  // One sample has no error estimate: it is noisy by definition and gets more within budget.
+  EXPECT_EQ(points_for_more_rounds({{10}}, {0}, budget, 0.01), (std::vector<size_t>{0}));
+  EXPECT_THROW(points_for_more_rounds({noisy}, {0, 0}, budget, 0.01), InternalError);
 }
 
 TEST(Repetitions, ABadBudgetOrTargetIsAUsageError) {
