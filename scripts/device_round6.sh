@@ -8,6 +8,8 @@
 #   mid      32K from mem at 4, 16 and 64 Gbps, compute/cake/oracle: Cake's start, since that fix
 #   show32   issue 12's sweep: 32K, mem and file:/dev/shm, 1-400 Gbps (x2) plus unlimited,
 #            compute/io/cake/oracle, two rounds (more where cheap: the default --max-point-time)
+#   sweep64  issue 13's 64K sweep, mem and file:/dev/shm, 16-400 Gbps (x2) plus unlimited, two rounds
+#   sweep64low  the same at 1-8 Gbps, one round (io-only takes 69 s a request at 1 Gbps)
 #   calib    calibrate mem, file:/dev/shm (3 calls) and the file throttle at 1-400 Gbps: issue 13's
 #            targets with the final binary
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders test_engine" CARRY_DIR=.carry-r6a \
@@ -60,6 +62,16 @@ show32() {
     --bandwidth 1gbps..256gbps:x2,400gbps,unlimited --repeat 2
 }
 
+sweep64() {
+  sweep sweep64k 590 --context 64k --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --bandwidth 16gbps..256gbps:x2,400gbps,unlimited --repeat 2
+}
+
+sweep64low() {
+  sweep sweep64k-low 590 --context 64k --mode compute,io,cake,oracle --source "mem,file:$SHM" \
+    --bandwidth 1gbps..8gbps:x2 --repeat 1 --max-point-time 0
+}
+
 calib() {
   mkdir -p "$RES/calib"
   run timeout 90 "$B" calibrate --store "$CAL" --size 4GiB --source mem --repeat 2 --json-out "$RES/calib/mem.json"
@@ -75,7 +87,7 @@ calib() {
 
 for stage in "$@"; do
   case "$stage" in
-    checks|top|mid|show32|calib) "$stage" ;;
+    checks|top|mid|show32|sweep64|sweep64low|calib) "$stage" ;;
     *) echo "device_round6: unknown stage $stage"; status=1 ;;
   esac
 done
