@@ -97,10 +97,10 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
                   "machine's other work]");
   cmd->add_option("--warmup", f.warmup, "Untimed repetitions per point")->capture_default_str();
   cmd->add_option("--max-point-time", f.max_point_time_s,
-                  "Seconds: after --repeat rounds, each point (compute-only, or one mode of a source and bandwidth; "
-                  "those of a group still alternate) gets more runs while its median's relative standard error is over "
-                  "--max-noise and its runs took under this long in all; short points get dozens of repetitions, long "
-                  "ones none (0: exactly --repeat)")
+                  "Seconds: after --repeat rounds, the points of a group (compute-only, or one source and bandwidth's "
+                  "modes, alternating) whose own runs took under this long in all get more rounds while any of their "
+                  "medians has a relative standard error over --max-noise; short points get dozens of repetitions, "
+                  "long ones none (0: exactly --repeat)")
       ->capture_default_str();
   cmd->add_option("--max-noise", f.max_noise_pct,
                   "Percent: the relative standard error of a median (1.2533 sd / sqrt(n) / median) that needs no more "

@@ -468,11 +468,16 @@ std::vector<size_t> points_for_more_rounds(const std::vector<std::vector<double>
                                            double budget_s, double max_noise) {
   if (ttft_ms.size() != spent_s.size())
     throw InternalError(cat("points_for_more_rounds: ", ttft_ms.size(), " points but ", spent_s.size(), " times"));
-  std::vector<size_t> out;
-  if (!(budget_s > 0)) return out;
-  for (size_t i = 0; i < ttft_ms.size(); ++i)
-    if (spent_s[i] < budget_s && median_relative_error(ttft_ms[i]) > max_noise) out.push_back(i);
-  return out;
+  std::vector<size_t> within;
+  if (!(budget_s > 0)) return within;
+  bool noisy = false;
+  for (size_t i = 0; i < ttft_ms.size(); ++i) {
+    if (spent_s[i] >= budget_s) continue;
+    within.push_back(i);
+    noisy = noisy || median_relative_error(ttft_ms[i]) > max_noise;
+  }
+  if (!noisy) within.clear();
+  return within;
 }
 
 int sweep_run_count(const SweepConfig& c) {

@@ -52,14 +52,14 @@ struct SweepConfig {
   std::string store_dir = "./cake-store";
   int repeat = 3;
   int warmup = 1;
-  // More repetitions where they are cheap (nvbench's stopping rule, per point): after `repeat`
-  // measured rounds, a point (compute-only, or one mode of a source and bandwidth) gets more runs
-  // while its median has a relative standard error over `max_noise` (median_relative_error()) and
-  // its measured runs took under `max_point_seconds` in all (points_for_more_rounds()). The points
-  // of a group that still qualify keep alternating, round by round; a quiet or spent one drops out,
-  // so a long, steady io point at a low bandwidth no longer uses up the budget of the short, noisy
-  // cake and oracle points beside it. 0 seconds: exactly `repeat` rounds. A point whose one run
-  // takes longer than the budget gets no more; one of 20 ms gets dozens.
+  // More repetitions where they are cheap (nvbench's stopping rule, with a budget per point): after
+  // `repeat` measured rounds, the points of a group (compute-only, or one source and bandwidth's
+  // modes) whose own measured runs took under `max_point_seconds` get another round, still
+  // alternating, while any of them has a median with a relative standard error over `max_noise`
+  // (median_relative_error(), points_for_more_rounds()). A point out of budget drops out, so a
+  // long, steady io point at a low bandwidth no longer uses up the rounds of the short, noisy cake
+  // and oracle points beside it. 0 seconds: exactly `repeat` rounds. A point whose one run takes
+  // longer than the budget gets no more; one of 20 ms gets dozens.
   double max_point_seconds = 0;
   double max_noise = 0.01;
   VerifyLevel verify = VerifyLevel::full;
@@ -120,9 +120,12 @@ using ProgressFn = std::function<void(const SweepProgress&)>;
 // large-sample value for normal noise. Infinity for fewer than 2 samples or a median <= 0.
 double median_relative_error(std::span<const double> samples);
 
-// Which points get one more run (the sweep's stopping rule, SweepConfig::max_point_seconds): those
-// whose TTFT samples' median_relative_error() is over `max_noise` and whose measured runs took
-// under `budget_s` (`spent_s`, one entry per point), in the order given. Empty when budget_s <= 0.
+// Which points get one more run (the sweep's stopping rule, SweepConfig::max_point_seconds): every
+// point whose measured runs took under `budget_s` (`spent_s`, one entry per point), as long as one
+// of them has TTFT samples whose median_relative_error() is over `max_noise`; none otherwise. A
+// quiet point keeps running beside a noisy one, so the modes compared stay interleaved over the
+// same stretch of time (a point that stopped early would be compared with its partners' later
+// rounds); only a point out of budget drops out. Empty when budget_s <= 0.
 std::vector<size_t> points_for_more_rounds(const std::vector<std::vector<double>>& ttft_ms, const std::vector<double>& spent_s,
                                            double budget_s, double max_noise);
 

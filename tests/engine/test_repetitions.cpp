@@ -94,15 +94,18 @@ TEST(Repetitions, NoisyMediansGetMoreRoundsWithinTheBudget) {
   EXPECT_GT(reps[2], 2u) << "cake";
 }
 
-// The rule itself: a point gets another run only while it is noisy AND under its own budget; the
-// others in its group do not hold it back or push it on.
-TEST(Repetitions, OnlyNoisyPointsWithinTheirOwnBudgetGetMoreRuns) {
+// The rule itself: while a point within its budget is noisy, every point within its budget runs
+// again (quiet ones too, so the modes stay interleaved); a point out of budget never does, and a
+// noisy point out of budget does not keep the others going.
+TEST(Repetitions, PointsWithinTheirOwnBudgetRunWhileOneOfThemIsNoisy) {
   const std::vector<double> quiet = {10, 10, 10, 10};  // relative error 0
   const std::vector<double> noisy = {10, 14, 8, 12};   // ~13%
   const double budget = 3;
-  // 0: noisy, under budget -> more; 1: quiet -> none; 2: noisy but spent -> none; 3: noisy, just under.
+  // 0: noisy, under budget; 1: quiet, under budget (runs along); 2: noisy but spent; 3: just under.
   EXPECT_EQ(points_for_more_rounds({noisy, quiet, noisy, noisy}, {0.5, 0.1, 3.0, 2.999}, budget, 0.01),
-            (std::vector<size_t>{0, 3}));
+            (std::vector<size_t>{0, 1, 3}));
+  // Only the spent point is noisy: nothing more.
+  EXPECT_TRUE(points_for_more_rounds({quiet, noisy}, {0.1, 5.0}, budget, 0.01).empty());
   // A looser target makes the noisy points quiet enough.
   EXPECT_TRUE(points_for_more_rounds({noisy, quiet}, {0, 0}, budget, 0.5).empty());
   // No budget: nothing more, however noisy.
