@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <map>
+#include <numeric>
 
 #include "common/clock.hpp"
 #include "common/cpu_probe.hpp"
@@ -381,11 +382,9 @@ class Sweep {
         }
         const int runs = config_.warmup + config_.repeat;
         std::vector<const PointResult*> in_group;
-        std::vector<size_t> every;
-        for (const PointResult& p : group_points) {
-          every.push_back(in_group.size());
-          in_group.push_back(&p);
-        }
+        for (const PointResult& p : group_points) in_group.push_back(&p);
+        std::vector<size_t> every(group_points.size());  // the planned rounds run every point
+        std::iota(every.begin(), every.end(), size_t{0});
         std::vector<double> spent_s(group_points.size(), 0.0);  // each point's measured runs' wall time
         for (int rep = 0;; ++rep) {
           // Every point in the set rounds; after them, the points that are still noisy and within budget.

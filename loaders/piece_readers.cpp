@@ -172,7 +172,7 @@ void PieceReaders::work(Ring& ring, size_t index) {
     job_ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
     if (jobs_.empty()) return;  // stopping, and nothing left to read
     stats_[index].idle_ns += now_ns() - std::max(idle_from, started_ns_);  // idle since start() only
-    const PieceRead job = jobs_.front();
+    const PieceRead job = std::move(jobs_.front());  // its scatter spans are not copied
     jobs_.pop_front();
     const PieceReaderFile file = file_;
     lock.unlock();
