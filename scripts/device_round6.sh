@@ -17,21 +17,10 @@
 # There (device tool, carry [".carry-r6a"]): OUT=$OUT bash .carry-r6a/scripts/device_round6.sh STAGE...
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-CARRY=${CARRY:-$(dirname "$HERE")}
-OUT=${OUT:-/tmp/cake-r6-out}
-mkdir -p "$OUT"
-CUDNN_LIB_DIR=${CUDNN_LIB_DIR:-/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib}
-export LD_LIBRARY_PATH=$CARRY/lib:$CUDNN_LIB_DIR:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-B=$CARRY/bin/cake-bench
-RES=/tmp/cake-r6
-SHM=/dev/shm/cake
-CAL=$SHM/cal
-mkdir -p "$RES" "$SHM"
 source "$HERE/device_lib.sh"
-
-echo "commit: $(cat "$CARRY/commit" 2>/dev/null)"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
-echo "cores: $(nproc)"; free -g | head -2; df -h /dev/shm | tail -1; uname -r
+OUT=${OUT:-/tmp/cake-r6-out}
+device_setup /tmp/cake-r6
+CAL=$SHM/cal
 
 checks() {
   run timeout 150 "$CARRY/bin/test_loaders"
