@@ -172,31 +172,39 @@ CAKE_VPCLMUL_TARGET inline __m128i lane128(const FoldConstants& c) {
 
 constexpr size_t kFoldMinBytes = 1024;  // below this the three crc32 lanes are as fast
 
-// One 64- or 16-byte block of the message; with kCopy also stored at `d` (the copy's same offset).
-template <bool kCopy>
+// What the fold does with each block besides checksumming it (crc32c_copy()'s CopyStores, or none).
+enum class BlockStores { none, cached, streaming };
+
+// One 64- or 16-byte block of the message; unless kStores is none, also stored at `d` (the copy's
+// same offset): cached, or streaming (non-temporal, which needs `d` aligned to the block's size).
+template <BlockStores kStores>
 CAKE_VPCLMUL_TARGET inline __m512i take512(const unsigned char* p, unsigned char* d) {
   const __m512i v = _mm512_loadu_si512(p);
-  if constexpr (kCopy) _mm512_storeu_si512(d, v);
+  if constexpr (kStores == BlockStores::cached) _mm512_storeu_si512(d, v);
+  if constexpr (kStores == BlockStores::streaming) _mm512_stream_si512(reinterpret_cast<__m512i*>(d), v);
   return v;
 }
-template <bool kCopy>
+template <BlockStores kStores>
 CAKE_VPCLMUL_TARGET inline __m128i take128(const unsigned char* p, unsigned char* d) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  if constexpr (kCopy) _mm_storeu_si128(reinterpret_cast<__m128i*>(d), v);
+  if constexpr (kStores == BlockStores::cached) _mm_storeu_si128(reinterpret_cast<__m128i*>(d), v);
+  if constexpr (kStores == BlockStores::streaming) _mm_stream_si128(reinterpret_cast<__m128i*>(d), v);
   return v;
 }
 
-// The CRC of `bytes` (at least 256) at `data`; with kCopy, each block read is also stored to `dst`,
-// so a copy and its checksum take one pass over memory instead of two (crc32c_copy()).
-template <bool kCopy>
+// The CRC of `bytes` (at least 256) at `data`; unless kStores is none,, each block read is also
+// stored to `dst`, so a copy and its checksum take one pass over memory instead of two
+// (crc32c_copy()). Streaming stores need `dst` aligned to 64 bytes and are not fenced here.
+template <BlockStores kStores>
 CAKE_VPCLMUL_TARGET uint32_t crc32c_vpclmul(unsigned char* dst, const void* data, size_t bytes, uint32_t previous) {
   static const FoldConstants k256(256), k192(192), k128(128), k64(64), k48(48), k32(32), k16(16);
   const auto* p = static_cast<const unsigned char*>(data);
+  constexpr bool kCopy = kStores != BlockStores::none;
   unsigned char* d = dst;
-  __m512i x0 = take512<kCopy>(p, d);
-  __m512i x1 = take512<kCopy>(p + 64, d + 64);
-  __m512i x2 = take512<kCopy>(p + 128, d + 128);
-  __m512i x3 = take512<kCopy>(p + 192, d + 192);
+  __m512i x0 = take512<kStores>(p, d);
+  __m512i x1 = take512<kStores>(p + 64, d + 64);
+  __m512i x2 = take512<kStores>(p + 128, d + 128);
+  __m512i x3 = take512<kStores>(p + 192, d + 192);
   // A starting state s is the same as s xored into the message's first 4 bytes from state 0.
   x0 = _mm512_xor_si512(x0, _mm512_castsi128_si512(_mm_cvtsi32_si128(static_cast<int>(~previous))));
   p += 256;
@@ -204,10 +212,10 @@ CAKE_VPCLMUL_TARGET uint32_t crc32c_vpclmul(unsigned char* dst, const void* data
   bytes -= 256;
   const __m512i f256 = lanes512(k256);
   while (bytes >= 256) {
-    x0 = _mm512_xor_si512(fold512(x0, f256), take512<kCopy>(p, d));
-    x1 = _mm512_xor_si512(fold512(x1, f256), take512<kCopy>(p + 64, d + 64));
-    x2 = _mm512_xor_si512(fold512(x2, f256), take512<kCopy>(p + 128, d + 128));
-    x3 = _mm512_xor_si512(fold512(x3, f256), take512<kCopy>(p + 192, d + 192));
+    x0 = _mm512_xor_si512(fold512(x0, f256), take512<kStores>(p, d));
+    x1 = _mm512_xor_si512(fold512(x1, f256), take512<kStores>(p + 64, d + 64));
+    x2 = _mm512_xor_si512(fold512(x2, f256), take512<kStores>(p + 128, d + 128));
+    x3 = _mm512_xor_si512(fold512(x3, f256), take512<kStores>(p + 192, d + 192));
     p += 256;
     d += kCopy ? 256 : 0;
     bytes -= 256;
@@ -216,7 +224,7 @@ CAKE_VPCLMUL_TARGET uint32_t crc32c_vpclmul(unsigned char* dst, const void* data
                                _mm512_xor_si512(fold512(x2, lanes512(k64)), x3));
   const __m512i f64 = lanes512(k64);
   while (bytes >= 64) {
-    x = _mm512_xor_si512(fold512(x, f64), take512<kCopy>(p, d));
+    x = _mm512_xor_si512(fold512(x, f64), take512<kStores>(p, d));
     p += 64;
     d += kCopy ? 64 : 0;
     bytes -= 64;
@@ -227,7 +235,7 @@ CAKE_VPCLMUL_TARGET uint32_t crc32c_vpclmul(unsigned char* dst, const void* data
                             _mm_xor_si128(fold128(block[2], lane128(k16)), block[3]));
   const __m128i f16 = lane128(k16);
   while (bytes >= 16) {
-    y = _mm_xor_si128(fold128(y, f16), take128<kCopy>(p, d));
+    y = _mm_xor_si128(fold128(y, f16), take128<kStores>(p, d));
     p += 16;
     d += kCopy ? 16 : 0;
     bytes -= 16;
@@ -259,21 +267,37 @@ uint32_t crc32c(const void* data, size_t bytes, uint32_t previous) {
 #if defined(__x86_64__)
   static const bool hardware = crc32c_is_hardware();  // immutable after first call
   static const bool folding = hardware && vpclmul_usable();
-  if (folding && bytes >= kFoldMinBytes) return crc32c_vpclmul<false>(nullptr, data, bytes, previous);
+  if (folding && bytes >= kFoldMinBytes) return crc32c_vpclmul<BlockStores::none>(nullptr, data, bytes, previous);
   if (hardware) return crc32c_sse42(data, bytes, previous);
 #endif
   return crc32c_portable(data, bytes, previous);
 }
 
-uint32_t crc32c_copy(void* dst, const void* src, size_t bytes, uint32_t previous) {
+uint32_t crc32c_copy(void* dst, const void* src, size_t bytes, uint32_t previous, CopyStores stores) {
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* p = static_cast<const unsigned char*>(src);
 #if defined(__x86_64__)
   static const bool folding = crc32c_is_hardware() && vpclmul_usable();
-  if (folding && bytes >= kFoldMinBytes) return crc32c_vpclmul<true>(static_cast<unsigned char*>(dst), src, bytes, previous);
+  if (folding && stores == CopyStores::streaming) {
+    // The bytes up to dst's next 64-byte boundary with plain stores, so every streaming store is
+    // aligned; the fence makes the streamed bytes visible to whoever is told the copy is done.
+    const size_t head = std::min(bytes, (64 - (reinterpret_cast<uintptr_t>(d) & 63)) & 63);
+    std::memcpy(d, p, head);
+    uint32_t crc = crc32c(p, head, previous);
+    if (bytes - head >= kFoldMinBytes) {
+      crc = crc32c_vpclmul<BlockStores::streaming>(d + head, p + head, bytes - head, crc);
+      _mm_sfence();
+      return crc;
+    }
+    std::memcpy(d + head, p + head, bytes - head);
+    return crc32c(p + head, bytes - head, crc);
+  }
+  if (folding && bytes >= kFoldMinBytes) return crc32c_vpclmul<BlockStores::cached>(d, p, bytes, previous);
+#else
+  (void)stores;
 #endif
   // Without the folding unit: copy, then checksum the copy while it is in cache, in 64 KiB steps.
   constexpr size_t kStep = 64 << 10;
-  auto* d = static_cast<unsigned char*>(dst);
-  const auto* p = static_cast<const unsigned char*>(src);
   uint32_t crc = previous;
   for (size_t at = 0; at < bytes; at += kStep) {
     const size_t n = std::min(kStep, bytes - at);

@@ -12,11 +12,18 @@ namespace cake {
 // crc32c(data) when previous == 0; chaining: crc32c(b, crc32c(a)) == crc32c(a+b).
 uint32_t crc32c(const void* data, size_t bytes, uint32_t previous = 0);
 
+// How crc32c_copy() writes: `cached` for a destination read again soon (a staging piece the copy
+// engine takes out of the last-level cache), `streaming` (non-temporal stores, fenced before the
+// return) for one that is not, such as a host KV cache of gigabytes: the stores then skip the read
+// for ownership of every destination line, a third of the memory traffic of a cached copy.
+enum class CopyStores { cached, streaming };
+
 // Copies `bytes` from src to dst (not overlapping) and returns crc32c(src, bytes, previous), in one
 // pass over memory where the CPU folds with VPCLMULQDQ (each 64-byte block read once, stored and
-// folded), else a copy and a checksum of the copy while it is in cache. For the file source's
-// reader threads, which copy each piece into a host KV cache and checksum it.
-uint32_t crc32c_copy(void* dst, const void* src, size_t bytes, uint32_t previous = 0);
+// folded), else a copy and a checksum of the copy while it is in cache (and `stores` is ignored).
+// For the file source's reader threads, which copy each piece out of a mapping and checksum it.
+uint32_t crc32c_copy(void* dst, const void* src, size_t bytes, uint32_t previous = 0,
+                     CopyStores stores = CopyStores::cached);
 
 // The portable table version, exposed so tests can hold the fast path against it.
 uint32_t crc32c_portable(const void* data, size_t bytes, uint32_t previous = 0);

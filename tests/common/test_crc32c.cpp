@@ -75,7 +75,8 @@ TEST(Crc32c, CombineJoinsPiecesChecksummedApart) {
 
 // The fused copy and checksum: the same CRC as the table, and the destination equal to the source
 // byte for byte with nothing written before or after it, for every length class (short ones take
-// the copy-then-checksum path, from 1 KiB the folding one), any alignment of either side, any state.
+// the copy-then-checksum path, from 1 KiB the folding one), any alignment of either side, any state,
+// with cached and with streaming stores (those start with plain ones up to a 64-byte boundary).
 TEST(Crc32c, CopyReturnsTheChecksumAndCopiesExactly) {
   std::mt19937_64 rng(std::random_device{}());
   std::vector<size_t> lengths = {0, 1, 7, 8, 15, 16, 17, 255, 256, 1023};
@@ -84,17 +85,20 @@ TEST(Crc32c, CopyReturnsTheChecksumAndCopiesExactly) {
   for (int i = 0; i < 10; ++i) lengths.push_back(1024 + rng() % (2u << 20));
   constexpr size_t kGuard = 64;
   constexpr unsigned char kPoison = 0xA5;
-  for (size_t n : lengths) {
-    const size_t src_offset = rng() % 64;
-    const size_t dst_offset = rng() % 64;
-    std::vector<unsigned char> src(n + src_offset);
-    for (auto& b : src) b = static_cast<unsigned char>(rng());
-    std::vector<unsigned char> dst(dst_offset + n + kGuard, kPoison);
-    const uint32_t previous = (rng() & 1) ? 0u : static_cast<uint32_t>(rng());
-    const uint32_t crc = crc32c_copy(dst.data() + dst_offset, src.data() + src_offset, n, previous);
-    EXPECT_EQ(crc, crc32c_portable(src.data() + src_offset, n, previous)) << n << " bytes";
-    EXPECT_EQ(std::memcmp(dst.data() + dst_offset, src.data() + src_offset, n), 0) << n << " bytes";
-    for (size_t i = 0; i < dst_offset; ++i) ASSERT_EQ(dst[i], kPoison) << n << " bytes: byte " << i << " before";
-    for (size_t i = 0; i < kGuard; ++i) ASSERT_EQ(dst[dst_offset + n + i], kPoison) << n << " bytes: byte " << i << " after";
+  for (CopyStores stores : {CopyStores::cached, CopyStores::streaming}) {
+    for (size_t n : lengths) {
+      SCOPED_TRACE(stores == CopyStores::cached ? "cached stores" : "streaming stores");
+      const size_t src_offset = rng() % 64;
+      const size_t dst_offset = rng() % 64;
+      std::vector<unsigned char> src(n + src_offset);
+      for (auto& b : src) b = static_cast<unsigned char>(rng());
+      std::vector<unsigned char> dst(dst_offset + n + kGuard, kPoison);
+      const uint32_t previous = (rng() & 1) ? 0u : static_cast<uint32_t>(rng());
+      const uint32_t crc = crc32c_copy(dst.data() + dst_offset, src.data() + src_offset, n, previous, stores);
+      EXPECT_EQ(crc, crc32c_portable(src.data() + src_offset, n, previous)) << n << " bytes";
+      EXPECT_EQ(std::memcmp(dst.data() + dst_offset, src.data() + src_offset, n), 0) << n << " bytes";
+      for (size_t i = 0; i < dst_offset; ++i) ASSERT_EQ(dst[i], kPoison) << n << " bytes: byte " << i << " before";
+      for (size_t i = 0; i < kGuard; ++i) ASSERT_EQ(dst[dst_offset + n + i], kPoison) << n << " bytes: byte " << i << " after";
+    }
   }
 }
