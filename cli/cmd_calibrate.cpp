@@ -62,7 +62,9 @@ struct Ceilings {
 
 // fio in one configuration: its runs and their median.
 struct FioConfig {
+  FioEngine engine = FioEngine::io_uring;
   int jobs = 1;
+  int iodepth = 1;                             // reads in flight a job (1 for pvsync2)
   std::vector<FioResult> runs;
   std::optional<double> bytes_per_sec;         // median of the runs that worked
 };
@@ -72,12 +74,12 @@ struct FioConfig {
 struct Point {
   std::optional<double> target_bytes_per_sec;  // empty: unthrottled
   std::vector<LoadMeasurement> loads;
-  // fio with one job, and with as many jobs as the loader has reader threads when that is more:
-  // the loader is held against the faster (`fio_best`).
+  // fio with each engine (kFioEngines), each with one job and with as many jobs as the loader has
+  // reader threads when that is more: the loader is held against the fastest (`fio_best`).
   std::vector<FioConfig> fios;
   std::string fio_note;                        // why there is no fio number, when there is none
   LoadMeasurement load;                        // the run with the median rate
-  std::optional<double> fio_bytes_per_sec;     // the faster configuration's median
+  std::optional<double> fio_bytes_per_sec;     // the fastest configuration's median
   int fio_best = -1;                           // its index in `fios`
 };
 
@@ -85,6 +87,14 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// "1 job" or "2 jobs".
+std::string jobs_text(int jobs) { return cat(jobs, jobs == 1 ? " job" : " jobs"); }
+
+// "io_uring qd 16, 2 jobs", "pvsync2 qd 1, 1 job".
+std::string fio_config_text(const FioConfig& c) {
+  return cat(fio_engine_name(c.engine), " qd ", c.iodepth, ", ", jobs_text(c.jobs));
 }
 
 void settle(Point& p) {
@@ -99,7 +109,7 @@ void settle(Point& p) {
     std::vector<double> fio_rates;
     for (const FioResult& f : config.runs) {
       if (f.bytes_per_sec) fio_rates.push_back(*f.bytes_per_sec);
-      else if (p.fio_note.empty()) p.fio_note = cat("fio with ", config.jobs, config.jobs == 1 ? " job: " : " jobs: ", f.note);
+      else if (p.fio_note.empty()) p.fio_note = cat("fio (", fio_config_text(config), "): ", f.note);
     }
     if (fio_rates.empty()) continue;
     config.bytes_per_sec = median(fio_rates);
@@ -110,8 +120,6 @@ void settle(Point& p) {
   }
 }
 
-// "1 job" or "2 jobs".
-std::string jobs_text(int jobs) { return cat(jobs, jobs == 1 ? " job" : " jobs"); }
 
 nlohmann::json optional_gbps(std::optional<double> bytes_per_sec) {
   if (!bytes_per_sec) return nullptr;
@@ -159,15 +167,13 @@ void print_table(const CalibrationStore& store, const std::vector<Point>& points
               gbps_text(ceilings.h2d_bytes_per_sec, "n/a").c_str(), ratio_text(unthrottled, ceilings.h2d_bytes_per_sec).c_str());
   if (args.source == "file") {
     const Point& first = points.front();
-    std::printf("  fio (same file, bs, iodepth) %10s Gbps   loader / fio    %s\n",
+    std::printf("  fio (same file and bs)       %10s Gbps   loader / fio    %s\n",
                 gbps_text(first.fio_bytes_per_sec, "n/a").c_str(), ratio_text(unthrottled, first.fio_bytes_per_sec).c_str());
-    if (first.fios.size() > 1) {
-      std::string each;
+    if (first.fio_best >= 0) {
+      std::printf("    the fastest of %zu configurations (%s won):\n", first.fios.size(),
+                  fio_config_text(first.fios[static_cast<size_t>(first.fio_best)]).c_str());
       for (const FioConfig& c : first.fios)
-        each += cat(each.empty() ? "" : ", ", jobs_text(c.jobs), " ", gbps_text(c.bytes_per_sec, "failed"), " Gbps");
-      std::printf("    the faster of: %s%s\n", each.c_str(),
-                  first.fio_best >= 0 ? cat(" (", jobs_text(first.fios[static_cast<size_t>(first.fio_best)].jobs), " won)").c_str()
-                                      : "");
+        std::printf("      %-36s %10s Gbps\n", fio_config_text(c).c_str(), gbps_text(c.bytes_per_sec, "failed").c_str());
     }
     if (ceilings.reader)
       std::printf("  plain reader (%s) %s Gbps   loader / reader %s\n", ceilings.reader->detail.c_str(),
@@ -218,6 +224,7 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
     j["fio_note"] = p.fio_note;
     const FioConfig* best = p.fio_best >= 0 ? &p.fios[static_cast<size_t>(p.fio_best)] : nullptr;
     j["fio_jobs"] = best ? nlohmann::json(best->jobs) : nlohmann::json(nullptr);
+    j["fio_engine"] = best ? nlohmann::json(fio_engine_name(best->engine)) : nlohmann::json(nullptr);
     j["fio_command"] = best && !best->runs.empty() ? best->runs.front().command : "";
     nlohmann::json loader_runs = nlohmann::json::array();
     for (const auto& l : p.loads) loader_runs.push_back(bytes_per_sec_to_gbps(l.bytes_per_sec()));
@@ -228,7 +235,9 @@ nlohmann::json to_json(const CalibrationStore& store, const std::vector<Point>& 
     for (const FioConfig& c : p.fios) {
       nlohmann::json runs = nlohmann::json::array();
       for (const FioResult& f : c.runs) runs.push_back(optional_gbps(f.bytes_per_sec));
-      fio_configs.push_back({{"jobs", c.jobs},
+      fio_configs.push_back({{"engine", fio_engine_name(c.engine)},
+                             {"iodepth", c.iodepth},
+                             {"jobs", c.jobs},
                              {"gbps", optional_gbps(c.bytes_per_sec)},
                              {"runs", runs},
                              {"command", c.runs.empty() ? "" : c.runs.front().command}});
@@ -365,17 +374,22 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
       } else if (args.source == "mem") {
         p.fio_note = "not applicable: the memory source reads no storage";
       } else {
-        // fio with one job, and with as many as the loader's reader threads (each its share of the
-        // file): the loader is held against the faster, measured in the same alternation.
+        // fio with each engine, with one job and with as many as the loader's reader threads (each
+        // its share of the file): the loader is held against the fastest, measured in the same
+        // alternation.
         if (p.fios.empty()) {
-          p.fios.push_back({1, {}, {}});
-          if (options.reader_threads > 1) p.fios.push_back({options.reader_threads, {}, {}});
+          for (FioEngine engine : kFioEngines) {
+            const int iodepth = engine == FioEngine::pvsync2 ? 1 : options.queue_depth;
+            p.fios.push_back({engine, 1, iodepth, {}, {}});
+            if (options.reader_threads > 1) p.fios.push_back({engine, options.reader_threads, iodepth, {}, {}});
+          }
         }
         for (FioConfig& config : p.fios) {
           if (!args.json)
-            std::fprintf(stderr, "calibrate: fio, same file, bs and iodepth, %s (run %d of %d) ...\n",
-                         jobs_text(config.jobs).c_str(), r + 1, args.repeat);
-          config.runs.push_back(run_fio_read(store.path, options.request_bytes, options.queue_depth, config.jobs));
+            std::fprintf(stderr, "calibrate: fio, same file and bs, %s (run %d of %d) ...\n",
+                         fio_config_text(config).c_str(), r + 1, args.repeat);
+          config.runs.push_back(
+              run_fio_read(store.path, options.request_bytes, options.queue_depth, config.jobs, config.engine));
         }
       }
     }

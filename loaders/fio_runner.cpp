@@ -111,10 +111,22 @@ FioResult parse_fio_read_json(const std::string& json_text) {
   return r;
 }
 
-FioResult run_fio_read(const std::string& path, uint64_t block_bytes, int iodepth, int jobs) {
+const char* fio_engine_name(FioEngine engine) {
+  switch (engine) {
+    case FioEngine::io_uring: return "io_uring";
+    case FioEngine::io_uring_registered: return "io_uring registered";
+    case FioEngine::pvsync2: return "pvsync2";
+  }
+  return "?";
+}
+
+FioResult run_fio_read(const std::string& path, uint64_t block_bytes, int iodepth, int jobs, FioEngine engine) {
   FioResult result;
   result.jobs = jobs;
-  if (jobs < 1 || block_bytes == 0) throw UsageError(cat("fio: ", jobs, " jobs of ", block_bytes, "-byte blocks"));
+  result.engine = engine;
+  result.iodepth = engine == FioEngine::pvsync2 ? 1 : iodepth;
+  if (jobs < 1 || block_bytes == 0 || iodepth < 1)
+    throw UsageError(cat("fio: ", jobs, " jobs of ", block_bytes, "-byte blocks at queue depth ", iodepth));
   const std::string fio = find_on_path("fio");
   if (fio.empty()) {
     result.note = "fio not found on PATH";
@@ -138,12 +150,16 @@ FioResult run_fio_read(const std::string& path, uint64_t block_bytes, int iodept
                                    cat("--filename=", path),
                                    "--readonly",
                                    "--rw=read",
-                                   "--ioengine=io_uring",
+                                   engine == FioEngine::pvsync2 ? "--ioengine=pvsync2" : "--ioengine=io_uring",
                                    "--direct=1",
                                    cat("--bs=", block_bytes),
-                                   cat("--iodepth=", iodepth),
+                                   cat("--iodepth=", result.iodepth),
                                    cat("--size=", share),
                                    cat("--numjobs=", jobs)};
+  if (engine == FioEngine::io_uring_registered) {
+    args.push_back("--fixedbufs");
+    args.push_back("--registerfiles");
+  }
   if (jobs > 1) {
     args.push_back(cat("--offset_increment=", share));
     args.push_back("--group_reporting");
@@ -165,6 +181,8 @@ FioResult run_fio_read(const std::string& path, uint64_t block_bytes, int iodept
     FioResult parsed = parse_fio_read_json(json.str());
     parsed.command = result.command;
     parsed.jobs = jobs;
+    parsed.engine = engine;
+    parsed.iodepth = result.iodepth;
     return parsed;
   } catch (const Error& e) {
     ::unlink(json_path.c_str());

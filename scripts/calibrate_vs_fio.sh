@@ -40,7 +40,11 @@ for p in cal["points"]:
     fio = "-" if p["fio_gbps"] is None else f"{p['fio_gbps']:.3f}"
     ratio = p["ratio_to_fio"] if p["target_gbps"] is None else p["ratio_to_target"]
     ratio = "-" if ratio is None else f"{ratio:.3f}"
-    print(f"{tgt:>12}  loader {p['loader_gbps']:.3f} Gbps  fio {fio}  ratio {ratio}  runs {[round(x, 3) for x in p['loader_gbps_runs']]}")
+    won = f" ({p['fio_engine']}, {p['fio_jobs']} job(s))" if p.get("fio_engine") else ""
+    print(f"{tgt:>12}  loader {p['loader_gbps']:.3f} Gbps  fio {fio}{won}  ratio {ratio}  runs {[round(x, 3) for x in p['loader_gbps_runs']]}")
+    for c in p.get("fio_configs", []):
+        if c["engine"] == "io_uring" and c["jobs"] == 1 and c["gbps"] is not None:
+            print(f"{'':>12}  fio io_uring qd {c['iodepth']}, 1 job (the job file's configuration): {c['gbps']:.3f} Gbps")
 print(f"fio via scripts/fio/loader.fio: {jobfile_gbps:.3f} Gbps")
 PY
 fi

@@ -97,6 +97,21 @@ TEST(FileSourceCalibration, RunsFioWhenInstalled) {
   const FioResult too_many = run_fio_read(store.path, 1 << 20, 4, 64);
   EXPECT_FALSE(too_many.bytes_per_sec.has_value());
   EXPECT_NE(too_many.note.find("too small"), std::string::npos) << too_many.note;
+  // Every engine reads the whole file, with its own options on the command line; pvsync2 one read
+  // at a time whatever queue depth is asked.
+  for (FioEngine engine : kFioEngines) {
+    const FioResult e = run_fio_read(store.path, 1 << 20, 4, 2, engine);
+    ASSERT_TRUE(e.bytes_per_sec.has_value()) << fio_engine_name(engine) << ": " << e.note << "\n" << e.command;
+    EXPECT_EQ(e.engine, engine);
+    EXPECT_GE(e.io_bytes, 16ull << 20) << fio_engine_name(engine);
+    const bool registered = e.command.find("--fixedbufs") != std::string::npos &&
+                            e.command.find("--registerfiles") != std::string::npos;
+    EXPECT_EQ(registered, engine == FioEngine::io_uring_registered) << e.command;
+    const bool sync = engine == FioEngine::pvsync2;
+    EXPECT_NE(e.command.find(sync ? "--ioengine=pvsync2" : "--ioengine=io_uring"), std::string::npos) << e.command;
+    EXPECT_EQ(e.iodepth, sync ? 1 : 4);
+    EXPECT_NE(e.command.find(sync ? "--iodepth=1" : "--iodepth=4"), std::string::npos) << e.command;
+  }
   const FioResult missing = run_fio_read(dir.file("absent"), 1 << 20, 4);
   EXPECT_FALSE(missing.bytes_per_sec.has_value());
   EXPECT_FALSE(missing.note.empty());
