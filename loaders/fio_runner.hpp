@@ -8,9 +8,10 @@
 
 namespace cake {
 
-// How fio reads. Which is fastest depends on the machine: on the 2-core dev box's tmpfs, io_uring
-// at queue depth 16 read 60-78 Gbps with two jobs, with registered buffers and file 67-93, and the
-// synchronous pvsync2 81-96 (results/loaders/round7-devbox-fio/); so calibrate runs them all.
+// How fio reads. Which is fastest depends on the machine: on the 2-core dev box's tmpfs, with two
+// jobs, io_uring at queue depth 16 read 51-70 Gbps, with registered buffers and file 58-79, and the
+// synchronous pvsync2 63-83, fastest in all 14 calls (results/loaders/round7-devbox-fio/); so
+// calibrate runs them all.
 enum class FioEngine {
   io_uring,             // --ioengine=io_uring --iodepth=Q: the queue depth matched to the loader's
   io_uring_registered,  // the same with --fixedbufs --registerfiles (buffers and file registered once)

@@ -73,9 +73,9 @@ RangeRead copy_mapped(const MappedFile& mapped, const PieceTarget& target, uint6
   // were slower on the H200 host (0.69-0.74 x the pinned copy rate against 0.81-0.82;
   // results/h200/round5/). Into a host KV cache, streaming stores: nobody reads those gigabytes
   // before the copy is done, and a cached store first reads each line it writes. On the 2-core dev
-  // box the copy and checksum ran 1.8x faster so (18.6-19.0 GB/s against 9.5-11.3 on one core) and
-  // the loader 1.19x (results/loaders/round7-devbox-fio/). The checksum comes with the streaming
-  // copy, so it is taken even where the piece is not checked.
+  // box the copy and checksum ran 1.3-1.8x faster so on one core (BM_Crc32cCopyIntoLargeCache),
+  // and the loader 1.19x (results/loaders/round7-devbox-fio/). The checksum comes with the
+  // streaming copy, so it is taken even where the piece is not checked.
   const std::byte* from = mapped.data() + file_offset;
   const CopyStores stores = target.scattered() ? CopyStores::streaming : CopyStores::cached;
   target.parts(piece_from, bytes, [&](std::byte* dst, uint64_t n) {
