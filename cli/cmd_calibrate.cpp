@@ -350,7 +350,9 @@ void run_calibrate(const CalibrateArgs& args, int& exit_code) {
   options.reader_threads = args.reader_threads > 0 ? args.reader_threads : FileSource::default_reader_threads(store.path);
   const bool gpu = args.target == "gpu" || (args.target == "auto" && calibration_gpu_available());
   const CalibrationCache cache(store.header, gpu ? MemoryKind::device : MemoryKind::host);
-  const std::string target = gpu ? "a KV cache on the GPU (cudaMemcpyAsync)" : "a KV cache in host memory (memcpy)";
+  // A mapped store's pieces go into a host cache with streaming stores fused with their checksum
+  // (crc32c_copy), so "memcpy" would name the wrong copy; the source line says how pieces are read.
+  const std::string target = gpu ? "a KV cache on the GPU (cudaMemcpyAsync)" : "a KV cache in host memory (copied by the CPU)";
 
   std::unique_ptr<MemSource> mem;  // read and page-locked once, before any clock
   if (args.source == "mem") mem = std::make_unique<MemSource>(store.path, MemSourceOptions{.request_bytes = options.request_bytes});

@@ -52,3 +52,14 @@ git rev-parse HEAD > "$CARRY_DIR/commit"
 git status --porcelain --untracked-files=no | sed 's/^/dirty: /' >> "$CARRY_DIR/commit"
 du -sh "$CARRY_DIR"
 ls -la "$CARRY_DIR/bin" "$CARRY_DIR/lib"
+# The device tool sends the tracked files and the carry together, at most 64 MiB; results/ alone
+# was 54 MB in round 7. A gzipped copy (a third of the size) travels when the plain one does not:
+# carry ["${CARRY_DIR}z"] and start the command there with `tar xzf ${CARRY_DIR}z/carry.tgz && ...`.
+tracked_bytes=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+carry_bytes=$(du -sb "$CARRY_DIR" | cut -f1)
+if ((tracked_bytes + carry_bytes > 60 * 1024 * 1024)); then
+  mkdir -p "${CARRY_DIR}z"
+  tar czf "${CARRY_DIR}z/carry.tgz" "$CARRY_DIR"
+  echo "device_pack: tracked files $((tracked_bytes >> 20)) MiB + carry $((carry_bytes >> 20)) MiB is near the device tool's 64 MiB;"
+  echo "  carry [\"${CARRY_DIR}z\"] ($(du -h "${CARRY_DIR}z/carry.tgz" | cut -f1)) and start with: tar xzf ${CARRY_DIR}z/carry.tgz && ..."
+fi
