@@ -1,7 +1,7 @@
 // probe_mapped_copy: where a file source reader's time goes when it copies a file in page cache
 // (tmpfs) into a host KV cache. An experiment for issue 13, kept so that its numbers can be
 // reproduced (results/loaders/round7-devbox-fio/):
-//   probe_mapped_copy FILE [THREADS]
+//   probe_mapped_copy FILE [THREADS [BOUNCE_BYTES]]
 // FILE must exist (a calibrate store will do). Three times each, over the whole file into one
 // destination buffer the size of the file (faulted in before any clock):
 //   map         one thread: mmap, MADV_POPULATE_READ per 1 MiB, crc32c_copy with streaming stores,
@@ -9,6 +9,9 @@
 //   pread       one thread: pread() 1 MiB at a time straight into the destination, then crc32c of
 //               those bytes while they are in cache
 //   map xT      T threads (default 2), each taking every T-th 2 MiB piece: populate and copy
+//   bounce xT   T threads, each taking every T-th 2 MiB piece: pread() it BOUNCE bytes at a time
+//               (default 256 KiB) into a small buffer of its own that stays in cache, then
+//               crc32c_copy with streaming stores into the destination (no mapping at all)
 // Every pass's CRC is checked against one crc32c() of the whole file.
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -69,6 +72,32 @@ void mapped_pieces(const Mapping& m, unsigned char* dst, size_t piece_bytes, siz
   }
 }
 
+void read_fully(int fd, unsigned char* into, size_t n, size_t at) {
+  for (size_t done = 0; done < n;) {
+    const ssize_t r = ::pread(fd, into + done, n - done, static_cast<off_t>(at + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) die("pread");
+    done += static_cast<size_t>(r);
+  }
+}
+
+// Pieces first, first + stride, ... read through a small buffer of this thread's into dst.
+void bounced_pieces(int fd, size_t file_bytes, unsigned char* dst, size_t piece_bytes, size_t bounce_bytes, size_t first,
+                    size_t stride, std::vector<uint32_t>& piece_crcs) {
+  std::vector<unsigned char> bounce(bounce_bytes);
+  for (size_t piece = first; piece * piece_bytes < file_bytes; piece += stride) {
+    const size_t at = piece * piece_bytes;
+    const size_t n = std::min(piece_bytes, file_bytes - at);
+    uint32_t crc = 0;
+    for (size_t off = 0; off < n; off += bounce_bytes) {
+      const size_t k = std::min(bounce_bytes, n - off);
+      read_fully(fd, bounce.data(), k, at + off);
+      crc = cake::crc32c_copy(dst + at + off, bounce.data(), k, crc, cake::CopyStores::streaming);
+    }
+    piece_crcs[piece] = crc;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,6 +110,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "probe_mapped_copy: THREADS must be 1 to 64\n");
     return 2;
   }
+  const long bounce_arg = argc > 3 ? std::atol(argv[3]) : 256L << 10;
+  if (bounce_arg < 4096 || bounce_arg > (2L << 20) || bounce_arg % 4096 != 0) {
+    std::fprintf(stderr, "probe_mapped_copy: BOUNCE_BYTES must be a multiple of 4 KiB from 4 KiB to 2 MiB\n");
+    return 2;
+  }
+  const auto bounce_bytes = static_cast<size_t>(bounce_arg);
   const int fd = ::open(argv[1], O_RDONLY);
   if (fd < 0) die(std::string("opening ") + argv[1]);
   struct stat st {};
@@ -166,6 +201,27 @@ int main(int argc, char** argv) {
       for (size_t i = 1; i < pieces; ++i)
         crc = cake::crc32c_combine(crc, piece_crcs[i], std::min(kPiece, bytes - i * kPiece));
       std::printf("map     %2d threads: %6.1f ms without munmap, %.1f Gbps%s\n", threads, (t1 - t0) * 1e3,
+                  bytes * 8 / (t1 - t0) / 1e9, crc == expected ? "" : "  CRC MISMATCH");
+      if (crc != expected) return 1;
+    }
+    // T threads, pread through a small buffer each, streaming copy into the destination.
+    {
+      const size_t pieces = (bytes + kPiece - 1) / kPiece;
+      std::vector<uint32_t> piece_crcs(pieces, 0);
+      const double t0 = now_s();
+      {
+        std::vector<std::thread> workers;
+        for (int t = 0; t < threads; ++t)
+          workers.emplace_back([&, t] {
+            bounced_pieces(fd, bytes, dst, kPiece, bounce_bytes, static_cast<size_t>(t), static_cast<size_t>(threads), piece_crcs);
+          });
+        for (std::thread& w : workers) w.join();
+      }
+      const double t1 = now_s();
+      uint32_t crc = piece_crcs[0];
+      for (size_t i = 1; i < pieces; ++i)
+        crc = cake::crc32c_combine(crc, piece_crcs[i], std::min(kPiece, bytes - i * kPiece));
+      std::printf("bounce  %2d threads: %6.1f ms (%zu KiB buffer), %.1f Gbps%s\n", threads, (t1 - t0) * 1e3, bounce_bytes >> 10,
                   bytes * 8 / (t1 - t0) / 1e9, crc == expected ? "" : "  CRC MISMATCH");
       if (crc != expected) return 1;
     }

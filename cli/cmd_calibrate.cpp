@@ -47,7 +47,7 @@ struct CalibrateArgs {
   std::string piece_size = "2MiB";
   int chunks_in_flight = 8;
   std::string checksum = "auto";     // byte staging: where chunks are checksummed (auto, cpu, gpu)
-  std::string file_reads = "auto";  // file source pieces: auto, uring, map
+  std::string file_reads = "auto";  // file source pieces: auto, uring, map, pread
 };
 
 // A throttled point whose achieved rate is under this share of its target measured the loader,
@@ -476,7 +476,8 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--file-reads", args->file_reads,
                   "File source, byte staging: uring (io_uring reads), map (copies out of a read-only mapping of the "
-                  "store, memcpy), auto (map on a memory filesystem, uring otherwise)")
+                  "store), pread (pread() on the reader threads; into a host cache through a small buffer per "
+                  "thread), auto (map on a memory filesystem, uring otherwise)")
       ->capture_default_str();
   cmd->add_option("--chunks-in-flight", args->chunks_in_flight, "Chunks claimed and not yet resident at once")
       ->capture_default_str();

@@ -47,7 +47,7 @@ struct RunFlags {
   int queue_depth = 16;
   std::string request_size = "1MiB";
   bool buffered = false;        // no O_DIRECT
-  std::string file_reads = "auto";  // file source pieces: auto, uring, map
+  std::string file_reads = "auto";  // file source pieces: auto, uring, map, pread
   // Chunks the load lane holds at once. Two keep the link busy (one arriving, one queued); more
   // only means more chunks claimed by the load lane before their bytes can arrive through the
   // shared throttle, which leaves the compute lane idle at the meet (seen in timelines).

@@ -25,7 +25,8 @@ FileReads parse_file_reads(std::string_view text) {
   if (text == "auto") return FileReads::automatic;
   if (text == "uring") return FileReads::uring;
   if (text == "map") return FileReads::mapped;
-  throw UsageError(cat("invalid file reads '", text, "': use auto, uring or map"));
+  if (text == "pread") return FileReads::pread;
+  throw UsageError(cat("invalid file reads '", text, "': use auto, uring, map or pread"));
 }
 
 const char* to_string(FileReads reads) {
@@ -33,6 +34,7 @@ const char* to_string(FileReads reads) {
     case FileReads::automatic: return "auto";
     case FileReads::uring: return "uring";
     case FileReads::mapped: return "map";
+    case FileReads::pread: return "pread";
   }
   return "?";
 }
@@ -107,6 +109,11 @@ std::string FileSource::describe() const {
                format_bytes(options_.request_bytes),
                " requests, throttle ", throttle_ ? throttle_->describe() : "none", ")");
   }
+  if (opened_ && pieces_used_ && options_.reads == FileReads::pread) {
+    return cat("file:", path_, " (pread, ", io, ", pieces read by ", readers_, " reader threads (into a host cache through a ",
+               format_bytes(options_.request_bytes), " buffer each), ", format_bytes(options_.request_bytes),
+               " requests, throttle ", throttle_ ? throttle_->describe() : "none", ")");
+  }
   if (opened_ && pieces_used_) {
     return cat("file:", path_, " (io_uring, ", io, ", pieces read by ", readers_, " reader threads with a ring each, ",
                format_bytes(options_.request_bytes), " requests, throttle ", throttle_ ? throttle_->describe() : "none", ")");
@@ -170,7 +177,7 @@ const StoreHeader& FileSource::open(const StoreKey& expected) {
     mapping_ = MappedFile(fd_.get(), static_cast<uint64_t>(st.st_size), cat("store ", path_));
   }
   pieces_->start({fd_.get(), o_direct_, path_, &header_, throttle_, options_.request_bytes,
-                  mapping_.valid() ? &mapping_ : nullptr});
+                  mapping_.valid() ? &mapping_ : nullptr, options_.reads == FileReads::pread});
   chunks_.assign(header_.chunks.size(), ChunkState{});
   issue_queue_.clear();
   retry_queue_.clear();

@@ -33,10 +33,13 @@ namespace cake {
 // filesystem (tmpfs, ramfs), whose pages are the data: a read() there is a system call and a page-cache
 // lookup per 4 KiB page before the same copy (on the H200 host, mapped: 0.81-0.82 x the pinned copy
 // rate, io_uring 0.76-0.82 with the same staging). On a disk, io_uring (O_DIRECT) stays: a mapping
-// would go through the page cache's read-ahead one fault at a time.
-enum class FileReads { automatic, uring, mapped };
-FileReads parse_file_reads(std::string_view text);  // "auto", "uring", "map"; UsageError otherwise
-const char* to_string(FileReads reads);             // "auto", "uring", "map"
+// would go through the page cache's read-ahead one fault at a time. `pread`: plain pread() calls on
+// the reader threads, into staging or, for a host KV cache, through a small buffer per thread
+// (PieceReaderFile::pread); never chosen by `automatic`, since which of it and the mapping is faster
+// depends on the host (results/loaders/round8-devbox-pread/): `calibrate --file-reads` tells.
+enum class FileReads { automatic, uring, mapped, pread };
+FileReads parse_file_reads(std::string_view text);  // "auto", "uring", "map", "pread"; UsageError otherwise
+const char* to_string(FileReads reads);             // "auto", "uring", "map", "pread"
 
 struct FileSourceOptions {
   int queue_depth = 16;                 // reads in flight at once

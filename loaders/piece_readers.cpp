@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstring>
 
+#include <unistd.h>
+
 #include "common/clock.hpp"
 #include "common/crc32c.hpp"
 #include "common/load_lane_work.hpp"
@@ -88,6 +90,44 @@ RangeRead copy_mapped(const MappedFile& mapped, const PieceTarget& target, uint6
   return r;
 }
 
+// [offset, offset + bytes) of `fd` into `dst` with pread() on this thread, in read_range()'s terms:
+// a short read is retried for the rest; one that returns nothing, or (with `block` > 0, for
+// O_DIRECT) stops short of a block boundary, means the file ends inside the range: truncated.
+RangeRead pread_range(int fd, std::byte* dst, uint64_t bytes, uint64_t offset, uint64_t block) {
+  RangeRead r;
+  while (r.bytes < bytes) {
+    const ssize_t got = ::pread(fd, dst + r.bytes, bytes - r.bytes, static_cast<off_t>(offset + r.bytes));
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (got < 0) {
+      r.fault = RangeRead::Fault::read;
+      r.error = errno;
+      return r;
+    }
+    r.bytes += static_cast<uint64_t>(got);
+    if (got == 0 || (block > 0 && r.bytes < bytes && r.bytes % block != 0)) {
+      r.fault = RangeRead::Fault::truncated;
+      return r;
+    }
+  }
+  return r;
+}
+
+// A request read with pread() into `bounce` (this thread's, at least `want` bytes, in its cache),
+// then its first `payload` bytes into the piece's spans from `piece_from` on with streaming stores,
+// their CRC chained onto *crc in the same pass (taken even when unchecked: it comes with the copy).
+RangeRead pread_bounced(int fd, std::byte* bounce, const PieceTarget& target, uint64_t piece_from, uint64_t want,
+                        uint64_t payload, uint64_t file_offset, uint64_t block, uint32_t* crc) {
+  const RangeRead r = pread_range(fd, bounce, want, file_offset, block);
+  if (r.fault != RangeRead::Fault::none) return r;
+  const std::byte* from = bounce;
+  target.parts(piece_from, payload, [&](std::byte* dst, uint64_t n) {
+    const uint32_t c = crc32c_copy(dst, from, n, crc ? *crc : 0, CopyStores::streaming);
+    if (crc) *crc = c;
+    from += n;
+  });
+  return r;
+}
+
 }  // namespace
 
 PieceReaders::PieceReaders(int threads) {
@@ -153,7 +193,7 @@ std::string PieceReaders::location() const {
 
 bool PieceReaders::scatters() const {
   std::lock_guard lock(mutex_);
-  return file_.mapped != nullptr;
+  return file_.mapped != nullptr || file_.pread;
 }
 
 PieceReaderStats PieceReaders::stats() const {
@@ -172,6 +212,7 @@ PieceReaderStats PieceReaders::stats() const {
 }
 
 void PieceReaders::work(Ring& ring, size_t index) {
+  AlignedBuffer bounce;  // pread() into spans only; sized by read_one
   std::unique_lock lock(mutex_);
   for (;;) {
     const int64_t idle_from = now_ns();
@@ -183,7 +224,7 @@ void PieceReaders::work(Ring& ring, size_t index) {
     const PieceReaderFile file = file_;
     lock.unlock();
     PieceReaderStats local;
-    PieceLanded landed = read_one(ring, file, job, local);
+    PieceLanded landed = read_one(ring, bounce, file, job, local);
     lock.lock();
     PieceReaderStats& s = stats_[index];
     s.pieces += local.pieces;
@@ -199,7 +240,7 @@ void PieceReaders::work(Ring& ring, size_t index) {
 // One piece, request by request on this thread's ring; each request's payload bytes are
 // checksummed right after they land (still in this core's cache), the CRC chained over the piece,
 // unless the piece is verified on the GPU after its copies.
-PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, const PieceRead& piece,
+PieceLanded PieceReaders::read_one(Ring& ring, AlignedBuffer& bounce, const PieceReaderFile& file, const PieceRead& piece,
                                    PieceReaderStats& stats) {
   PieceLanded out;
   out.read = piece;
@@ -218,13 +259,16 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
     return out;
   }
   const PieceTarget target(piece);
-  if (target.scattered() && (!file.mapped || target.scatter_bytes() != piece.bytes)) {
+  const bool into_spans = file.mapped || file.pread;
+  if (target.scattered() && (!into_spans || target.scatter_bytes() != piece.bytes)) {
     out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": a piece of ", piece.bytes, " bytes into ",
                     piece.scatter.size(), " spans of ", target.scatter_bytes(),
-                    file.mapped ? " bytes" : " bytes, but only a mapped file is copied into spans");
+                    into_spans ? " bytes" : " bytes, but only a mapped file or pread() reads go into spans");
     out.landed_ns = now_ns();
     return out;
   }
+  const bool bounced = !file.mapped && file.pread && target.scattered();
+  if (bounced && bounce.size() < file.request_bytes) bounce = AlignedBuffer(file.request_bytes);
   // Reads cover whole 4 KiB blocks (O_DIRECT); the store pads every payload to them. Copies out of
   // a mapping take the payload bytes only.
   const uint64_t read_end = piece.offset + store_align_up(piece.bytes);
@@ -248,13 +292,18 @@ PieceLanded PieceReaders::read_one(Ring& ring, const PieceReaderFile& file, cons
     if (out.first_byte_ns == 0) out.first_byte_ns = read_from;
     const uint64_t file_offset = entry.offset + at;
     const uint64_t payload = at < payload_end ? std::min(want, payload_end - at) : 0;
-    // Out of a mapping the checksum is taken in the copy's pass (its time counts as reading).
-    const bool fused_crc = file.mapped && piece.checksum;
+    // Out of a mapping or a bounce buffer the checksum is taken in the copy's pass (its time counts
+    // as reading).
+    const bool fused_crc = (file.mapped || bounced) && piece.checksum;
     // An O_DIRECT read stops short of a block boundary only where the file ends.
+    const uint64_t block = file.o_direct ? kStoreAlignment : 0;
+    std::byte* const into = target.scattered() ? nullptr : piece.dst + (at - piece.offset);  // staging
     const RangeRead r = file.mapped ? copy_mapped(*file.mapped, target, at - piece.offset, payload, file_offset,
                                                   fused_crc ? &crc : nullptr)
-                                    : read_range(ring, file.fd, piece.dst + (at - piece.offset), want, file_offset,
-                                                 file.o_direct ? kStoreAlignment : 0);
+                        : bounced   ? pread_bounced(file.fd, bounce.data(), target, at - piece.offset, want, payload,
+                                                    file_offset, block, fused_crc ? &crc : nullptr)
+                        : file.pread ? pread_range(file.fd, into, want, file_offset, block)
+                                     : read_range(ring, file.fd, into, want, file_offset, block);
     const uint64_t asked = file.mapped ? payload : want;
     const std::string where = cat("reading chunk ", piece.chunk, " of ", file.path);
     switch (r.fault) {

@@ -10,6 +10,14 @@
 // MappedFile::populate(), which answers a truncated file with an error, not a signal), into the
 // staging piece or, for a host KV cache, straight into the cache's spans (PieceRead::scatter).
 //
+// With PieceReaderFile::pread, a request is read with a plain pread() on the reader thread (no
+// ring): into the staging piece, or, for a host KV cache, into a buffer of the thread's own the size
+// of one request, which stays in its cache, and from there into the cache's spans with streaming
+// stores fused with the CRC. It takes no page tables (a mapping builds one entry per 4 KiB page) but
+// copies every byte twice, so which is faster depends on how fast the kernel copies: on the Zen 5 dev
+// box (2026-12-02) a 1 MiB pread into a buffer in cache ran ~18 GB/s a core, and pread + streaming
+// copy beat the mapping ~1.2x (results/loaders/round8-devbox-pread/).
+//
 // Requests of one piece are read one after another on its thread: for a block device with
 // O_DIRECT, the reads in flight are as many as the threads (not a deeper queue per thread).
 #pragma once
@@ -24,6 +32,7 @@
 #include <vector>
 
 #include "common/mapped_file.hpp"
+#include "loaders/aligned_buffer.hpp"
 #include "loaders/kv_source.hpp"
 #include "loaders/store_format.hpp"
 
@@ -55,6 +64,9 @@ struct PieceReaderFile {
   // the file (memcpy) instead of read through the ring: no system call and page-cache lookup per
   // 4 KiB page, and the copy runs at user level. Outlives the reads.
   const MappedFile* mapped = nullptr;
+  // When set (and not mapped), requests are read with pread() on the reader threads instead of
+  // through their rings; a piece with spans goes through a buffer of the thread's own.
+  bool pread = false;
 };
 
 class PieceReaders final : public PieceSource {
@@ -73,12 +85,14 @@ class PieceReaders final : public PieceSource {
   int pieces_in_flight() const override;
   int readers() const override { return static_cast<int>(threads_.size()); }
   std::string location() const override;
-  bool scatters() const override;  // the file is mapped: a piece is copied wherever it is asked to go
+  bool scatters() const override;  // mapped or pread: a piece is copied wherever it is asked to go
   PieceReaderStats stats() const;
 
  private:
   void work(Ring& ring, size_t index);
-  static PieceLanded read_one(Ring& ring, const PieceReaderFile& file, const PieceRead& piece, PieceReaderStats& stats);
+  // `bounce`: this thread's buffer for pread() into spans, (re)sized here on first use.
+  static PieceLanded read_one(Ring& ring, AlignedBuffer& bounce, const PieceReaderFile& file, const PieceRead& piece,
+                              PieceReaderStats& stats);
 
   mutable std::mutex mutex_;
   std::condition_variable job_ready_;

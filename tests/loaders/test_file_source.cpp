@@ -220,7 +220,7 @@ void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileRea
   PieceSource* pieces = source.piece_source();
   ASSERT_NE(pieces, nullptr);
   EXPECT_EQ(pieces->readers(), reader_threads);
-  EXPECT_EQ(pieces->scatters(), file_reads == FileReads::mapped);
+  EXPECT_EQ(pieces->scatters(), file_reads == FileReads::mapped || file_reads == FileReads::pread);
   const size_t cut_chunk = 1 + s.rng() % (h.chunks.size() - 1);
   if (truncate) {
     ASSERT_EQ(::truncate(store.path.c_str(), static_cast<off_t>(h.chunks[cut_chunk].offset + 4096)), 0);
@@ -294,15 +294,22 @@ TEST(FileSource, MappedPiecesPastATruncationFailNamingChunkAndFile) {
 // Straight into spans of a host cache: the same bytes and checksums, nothing written past a span.
 TEST(FileSource, MappedPiecesScatterBitExactIntoSpans) { pieces_round_trip(false, 3, false, FileReads::mapped, true); }
 TEST(FileSource, MappedPiecesScatterPastATruncationFail) { pieces_round_trip(true, 2, true, FileReads::mapped, true); }
+// pread() on the reader threads: into staging, and into spans through each thread's own buffer;
+// with and without O_DIRECT, a cut file fails the pieces past the cut.
+TEST(FileSource, PreadPiecesLandBitExactWithTheirChecksum) { pieces_round_trip(true, 2, false, FileReads::pread); }
+TEST(FileSource, PreadPiecesPastATruncationFailNamingChunkAndFile) { pieces_round_trip(false, 3, true, FileReads::pread); }
+TEST(FileSource, PreadPiecesScatterBitExactIntoSpans) { pieces_round_trip(true, 3, false, FileReads::pread, true); }
+TEST(FileSource, PreadPiecesScatterBitExactIntoSpansBuffered) { pieces_round_trip(false, 1, false, FileReads::pread, true); }
+TEST(FileSource, PreadPiecesScatterPastATruncationFail) { pieces_round_trip(true, 2, true, FileReads::pread, true); }
 
-// Spans are for copies out of a mapping only: an io_uring read asked for them, or spans that do not
-// add up to the piece, fail that piece naming chunk and file; nothing is written.
-TEST(FileSource, ScatterOnlyFromAMappingAndOnlyWhole) {
+// Spans are for copies out of a mapping or pread() reads only: an io_uring read asked for them, or
+// spans that do not add up to the piece, fail that piece naming chunk and file; nothing is written.
+TEST(FileSource, ScatterOnlyFromAMappingOrPreadAndOnlyWhole) {
   Seeded s;
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
   const auto store = test::write_random_store(dir.file("s.kvstore"), shape, s.rng);
-  for (FileReads reads : {FileReads::uring, FileReads::mapped}) {
+  for (FileReads reads : {FileReads::uring, FileReads::mapped, FileReads::pread}) {
     FileSource source(store.path, {.reader_threads = 1, .reads = reads});
     const StoreHeader& h = source.open(shape.key);
     PieceSource* pieces = source.piece_source();
@@ -310,8 +317,8 @@ TEST(FileSource, ScatterOnlyFromAMappingAndOnlyWhole) {
     const uint64_t bytes = std::min<uint64_t>(4096, h.chunks[0].bytes);
     std::vector<std::byte> span(bytes + 1, std::byte{0xA5});
     PieceRead read{0, 0, bytes, nullptr, 7};
-    // Through an io_uring source: the right size, refused all the same. Mapped: one byte short.
-    read.scatter.emplace_back(span.data(), reads == FileReads::mapped ? bytes - 1 : bytes);
+    // Through an io_uring source: the right size, refused all the same. Mapped or pread: one byte short.
+    read.scatter.emplace_back(span.data(), reads == FileReads::uring ? bytes : bytes - 1);
     pieces->read_piece(read);
     std::vector<PieceLanded> landed;
     while (landed.empty()) landed = pieces->take_pieces(1'000'000);
@@ -359,7 +366,8 @@ TEST(FileSource, DefaultReadersCountTheCoresAndTheFilesystem) {
 }
 
 TEST(FileSource, FileReadsParseAndPrint) {
-  for (FileReads r : {FileReads::automatic, FileReads::uring, FileReads::mapped}) EXPECT_EQ(parse_file_reads(to_string(r)), r);
+  for (FileReads r : {FileReads::automatic, FileReads::uring, FileReads::mapped, FileReads::pread})
+    EXPECT_EQ(parse_file_reads(to_string(r)), r);
   EXPECT_THROW(parse_file_reads("mmap"), UsageError);
 }
 

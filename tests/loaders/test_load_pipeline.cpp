@@ -122,7 +122,8 @@ StoreHeader random_shape(std::mt19937_64& rng) {
 }
 
 // file_mapped: pieces copied out of a mapping of the file, straight into the cache (no staging).
-enum class Kind { file, file_reader_threads, file_whole_chunks, file_throttled, file_mapped, file_mapped_throttled, mem };
+// file_pread: pieces read with pread() through each reader's own buffer, straight into the cache.
+enum class Kind { file, file_reader_threads, file_whole_chunks, file_throttled, file_mapped, file_mapped_throttled, file_pread, mem };
 
 void round_trip(Kind kind) {
   Seeded s;
@@ -132,13 +133,14 @@ void round_trip(Kind kind) {
   std::unique_ptr<KvSource> source;
   // Fast enough to keep the test short, slow enough that the reader threads wait for the bucket.
   const bool mapped = kind == Kind::file_mapped || kind == Kind::file_mapped_throttled;
+  const bool pread = kind == Kind::file_pread;
   std::unique_ptr<Throttle> throttle =
       kind == Kind::file_throttled || kind == Kind::file_mapped_throttled ? make_throttle(2e9, "") : nullptr;
-  if (mapped) {
+  if (mapped || pread) {
     source = std::make_unique<FileSource>(
         store.path,
         FileSourceOptions{.request_bytes = 4096 * (1 + s.rng() % 4), .reader_threads = 1 + static_cast<int>(s.rng() % 3),
-                          .reads = FileReads::mapped},
+                          .reads = pread ? FileReads::pread : FileReads::mapped},
         throttle.get());
   } else if (kind == Kind::file || kind == Kind::file_whole_chunks || kind == Kind::file_throttled) {
     source = std::make_unique<FileSource>(
@@ -171,8 +173,8 @@ void round_trip(Kind kind) {
     EXPECT_NE(pipeline.source_description().find(mapped ? "pieces copied out by" : "pieces read by"), std::string::npos)
         << pipeline.source_description();
   }
-  // A mapped file feeds a host cache without staging; io_uring reads land in staging pieces.
-  EXPECT_EQ(pipeline.stats().into_cache, mapped);
+  // A mapped file or pread() reads feed a host cache without staging; io_uring reads land in staging pieces.
+  EXPECT_EQ(pipeline.stats().into_cache, mapped || pread);
   EXPECT_EQ(reports.duplicates, 0);
   ASSERT_EQ(reports.by_chunk.size(), shape.chunks.size());
   uint64_t bytes = 0;
@@ -204,6 +206,7 @@ TEST(LoadPipeline, FileSourceWholeChunkSlotsHostTargetBitExact) { round_trip(Kin
 TEST(LoadPipeline, FileSourceThrottledPiecesHostTargetBitExact) { round_trip(Kind::file_throttled); }
 TEST(LoadPipeline, MappedFileStraightIntoAHostCacheBitExact) { round_trip(Kind::file_mapped); }
 TEST(LoadPipeline, MappedFileThrottledStraightIntoAHostCacheBitExact) { round_trip(Kind::file_mapped_throttled); }
+TEST(LoadPipeline, PreadFileStraightIntoAHostCacheBitExact) { round_trip(Kind::file_pread); }
 
 TEST(LoadPipeline, EachClaimedChunkOnceWhenClaimStopsEarly) {
   Seeded s;
@@ -286,7 +289,7 @@ void faults_fail_alone(FileReads reads) {
   Claimer claim{test::shuffled_chunks(shape.chunks.size(), s.rng), 0, SIZE_MAX};
   Reports reports;
   pipeline.run(shape.key, std::ref(claim), std::ref(reports));
-  EXPECT_EQ(pipeline.stats().into_cache, reads == FileReads::mapped);
+  EXPECT_EQ(pipeline.stats().into_cache, reads == FileReads::mapped || reads == FileReads::pread);
   ASSERT_EQ(reports.by_chunk.size(), shape.chunks.size());
   EXPECT_EQ(reports.duplicates, 0);
   // A failed chunk may have been copied in part as its reads landed; it is reported only after
@@ -298,6 +301,7 @@ void faults_fail_alone(FileReads reads) {
 TEST(LoadPipeline, FaultsFailOnlyTheirChunks) { faults_fail_alone(FileReads::uring); }
 // Written straight into the cache, a bad chunk still fails alone: its checksum is over the cache's bytes.
 TEST(LoadPipeline, FaultsFailOnlyTheirChunksStraightIntoAHostCache) { faults_fail_alone(FileReads::mapped); }
+TEST(LoadPipeline, FaultsFailOnlyTheirChunksThroughPreadIntoAHostCache) { faults_fail_alone(FileReads::pread); }
 
 // The direct path (memory source): a chunk corrupted in the store and chunks failed by injection
 // fail alone; every other chunk is exact, each reported once, with or without a throttle.
