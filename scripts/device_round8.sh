@@ -6,6 +6,8 @@
 #   host     calibrate file:/dev/shm into a host KV cache, map and pread alternating, 3 calls each
 #   top      llama-3-8b 32K from file:/dev/shm with --file-reads pread, 400 Gbps and unlimited,
 #            compute/io/cake/oracle (round 7's top32k/ is the same with the mapping)
+#   oracle   the same points, pread and the mapping, with the oracle calibrated on the faster of two
+#            Cake runs (0bd515e): its split at 400 Gbps came from one cold run before
 # Here: BUILD_DIR=build-device PACK_TARGETS="cake-bench test_loaders" CARRY_DIR=.carry-r8 scripts/device_pack.sh
 # There (device tool, carry [".carry-r8z"]):
 #   tar xzf .carry-r8z/carry.tgz && OUT=$OUT bash .carry-r8/scripts/device_round8.sh STAGE...
@@ -51,9 +53,19 @@ top() {
   pack top32k-pread
 }
 
+oracle() {
+  for reads in pread map; do
+    run timeout 200 "$B" run --quiet --suffix 128 --store "$SHM" --warmup 0 --verify token --out "$RES/oracle-$reads" \
+      --context 32k --mode compute,io,cake,oracle --source "file:$SHM" --file-reads "$reads" --bandwidth 400gbps,unlimited \
+      --repeat 3 --max-point-time 12
+    rm -f "$RES/oracle-$reads"/trace-*.json "$RES/oracle-$reads"/timeline-*.svg
+    pack "oracle-$reads"
+  done
+}
+
 for stage in "$@"; do
   case "$stage" in
-    checks|gpu|host|top) "$stage" ;;
+    checks|gpu|host|top|oracle) "$stage" ;;
     *) echo "device_round8: unknown stage $stage"; status=1 ;;
   esac
 done
