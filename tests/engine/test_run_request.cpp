@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "engine/kv_snapshot.hpp"
@@ -119,17 +120,23 @@ TEST(Engine, VerificationCatchesAWrongLoadedChunk) {
 TEST(Engine, CakeIsNotSlowerThanTheBetterSingleLane) {
   // Compute grows with position (about 140 ms in all), loading costs 4 ms a chunk (96 ms):
   // neither lane alone is best. Margin: 10% + 5 ms for thread wake-ups and sleep granularity.
+  // The fastest of three runs each, alternating, so that a slow moment of a shared 2-core machine
+  // does not decide the comparison (see SplitFromMeasuredRunsIsNearCake).
   Harness h({1.0, 25.0});
-  const double compute_ms = h.run(parse_mode("compute"), 4.0).ttft_ms;
-  const double io_ms = h.run(parse_mode("io"), 4.0).ttft_ms;
-  const RequestOutcome cake = h.run(parse_mode("cake"), 4.0);
+  double compute_ms = 1e300, io_ms = 1e300, cake_ms = 1e300;
+  for (int round = 0; round < 3; ++round) {
+    compute_ms = std::min(compute_ms, h.run(parse_mode("compute"), 4.0).ttft_ms);
+    io_ms = std::min(io_ms, h.run(parse_mode("io"), 4.0).ttft_ms);
+    const RequestOutcome cake = h.run(parse_mode("cake"), 4.0);
+    cake_ms = std::min(cake_ms, cake.ttft_ms);
+    // And it really used both lanes, compute a prefix and load the rest.
+    EXPECT_GT(cake.chunks_computed, 0);
+    EXPECT_GT(cake.chunks_loaded, 0);
+    ASSERT_TRUE(cake.meet_chunk.has_value());
+    EXPECT_EQ(*cake.meet_chunk, cake.chunks_computed);
+  }
   const double best_single = std::min(compute_ms, io_ms);
-  EXPECT_LE(cake.ttft_ms, best_single * 1.10 + 5.0) << "compute " << compute_ms << " ms, io " << io_ms << " ms";
-  // And it really used both lanes.
-  EXPECT_GT(cake.chunks_computed, 0);
-  EXPECT_GT(cake.chunks_loaded, 0);
-  ASSERT_TRUE(cake.meet_chunk.has_value());
-  EXPECT_EQ(*cake.meet_chunk, cake.chunks_computed);  // compute took a prefix, load the rest
+  EXPECT_LE(cake_ms, best_single * 1.10 + 5.0) << "compute " << compute_ms << " ms, io " << io_ms << " ms";
 }
 
 TEST(Engine, MeetingPointMovesTowardTheFrontAsBandwidthRises) {
@@ -177,10 +184,16 @@ TEST(Oracle, SplitFromMeasuredRunsIsNearCake) {
   const RequestOutcome io = h.run(parse_mode("io"), 4.0);
   Mode oracle = parse_mode("oracle");
   oracle.split_chunk = best_static_split(compute_ms_per_chunk(compute), load_ms_per_chunk(io));
-  const RequestOutcome best = h.run(oracle, 4.0);
-  const RequestOutcome cake = h.run(parse_mode("cake"), 4.0);
-  EXPECT_LE(cake.ttft_ms, best.ttft_ms * 1.15 + 5.0);
-  EXPECT_TRUE(h.check(best).passed);
+  // The fastest of three runs each, alternating: one run each failed once in a fresh-clone CI on a
+  // 2-core VM whose speed drifted 2x within minutes (cake 92.5 ms against 1.15 x 69.7 + 5).
+  double best_ms = 1e300, cake_ms = 1e300;
+  for (int round = 0; round < 3; ++round) {
+    const RequestOutcome best = h.run(oracle, 4.0);
+    EXPECT_TRUE(h.check(best).passed);
+    best_ms = std::min(best_ms, best.ttft_ms);
+    cake_ms = std::min(cake_ms, h.run(parse_mode("cake"), 4.0).ttft_ms);
+  }
+  EXPECT_LE(cake_ms, best_ms * 1.15 + 5.0);
 }
 
 TEST(Engine, CakeDoesNotWaitLongForASlowLinkAtTheMeet) {
@@ -188,10 +201,18 @@ TEST(Engine, CakeDoesNotWaitLongForASlowLinkAtTheMeet) {
   // has measured nothing yet), after that the meet guard hands the rest to the compute lane, so
   // Cake waits at most for the one chunk claimed blind (~30 ms). Without the guard the load lane
   // fills both staging slots at once and claims a third chunk at 30 ms: Cake waits ~90 ms.
+  // The fastest of three runs each, alternating (see SplitFromMeasuredRunsIsNearCake). Every run
+  // verifies; the chunk count is the fastest Cake run's: in a run whose compute lane was slowed by
+  // the machine, the guard rightly lets the load lane take a third chunk (seen in 1 of 15 runs).
   Harness h({2.0, 0.0});
-  const double compute_ms = h.run(parse_mode("compute"), 30.0).ttft_ms;
-  const RequestOutcome cake = h.run(parse_mode("cake"), 30.0);
-  EXPECT_LE(cake.ttft_ms, std::max(compute_ms, 30.0) * 1.10 + 8.0) << "compute " << compute_ms << " ms";
-  EXPECT_LE(cake.chunks_loaded, 2);
-  EXPECT_TRUE(h.check(cake).passed);
+  double compute_ms = 1e300;
+  std::optional<RequestOutcome> fastest;
+  for (int round = 0; round < 3; ++round) {
+    compute_ms = std::min(compute_ms, h.run(parse_mode("compute"), 30.0).ttft_ms);
+    RequestOutcome cake = h.run(parse_mode("cake"), 30.0);
+    EXPECT_TRUE(h.check(cake).passed);
+    if (!fastest || cake.ttft_ms < fastest->ttft_ms) fastest = std::move(cake);
+  }
+  EXPECT_LE(fastest->ttft_ms, std::max(compute_ms, 30.0) * 1.10 + 8.0) << "compute " << compute_ms << " ms";
+  EXPECT_LE(fastest->chunks_loaded, 2);
 }
