@@ -98,6 +98,24 @@ void bounced_pieces(int fd, size_t file_bytes, unsigned char* dst, size_t piece_
   }
 }
 
+// `threads` threads, thread t running piece_fn(t, piece_crcs) over pieces t, t + threads, ...;
+// returns each piece's CRC.
+template <class PieceFn>
+std::vector<uint32_t> run_pieces(int threads, size_t bytes, size_t piece_bytes, PieceFn&& piece_fn) {
+  std::vector<uint32_t> piece_crcs((bytes + piece_bytes - 1) / piece_bytes, 0);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) workers.emplace_back([&, t] { piece_fn(static_cast<size_t>(t), piece_crcs); });
+  for (std::thread& w : workers) w.join();
+  return piece_crcs;
+}
+
+// The whole file's CRC from its pieces' (run_pieces()).
+uint32_t combined_crc(const std::vector<uint32_t>& piece_crcs, size_t bytes, size_t piece_bytes) {
+  uint32_t crc = piece_crcs[0];
+  for (size_t i = 1; i < piece_crcs.size(); ++i) crc = cake::crc32c_combine(crc, piece_crcs[i], std::min(piece_bytes, bytes - i * piece_bytes));
+  return crc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,12 +186,7 @@ int main(int argc, char** argv) {
       for (size_t at = 0; at < bytes; at += kRequest) {
         const size_t n = std::min(kRequest, bytes - at);
         const double a = now_s();
-        for (size_t done = 0; done < n;) {
-          const ssize_t r = ::pread(fd, dst + at + done, n - done, static_cast<off_t>(at + done));
-          if (r < 0 && errno == EINTR) continue;
-          if (r <= 0) die("pread");
-          done += static_cast<size_t>(r);
-        }
+        read_fully(fd, dst + at, n, at);
         const double b = now_s();
         crc = cake::crc32c(dst + at, n, crc);
         crc_s += now_s() - b;
@@ -185,42 +198,31 @@ int main(int argc, char** argv) {
     }
     // T threads, mapped, interleaved 2 MiB pieces.
     {
-      const size_t pieces = (bytes + kPiece - 1) / kPiece;
-      std::vector<uint32_t> piece_crcs(pieces, 0);
+      const auto stride = static_cast<size_t>(threads);
       const double t0 = now_s();
       double t1 = 0;
+      std::vector<uint32_t> piece_crcs;
       {
         const Mapping m(fd, bytes);
-        std::vector<std::thread> workers;
-        for (int t = 0; t < threads; ++t)
-          workers.emplace_back([&, t] { mapped_pieces(m, dst, kPiece, static_cast<size_t>(t), static_cast<size_t>(threads), piece_crcs); });
-        for (std::thread& w : workers) w.join();
+        piece_crcs = run_pieces(threads, bytes, kPiece, [&](size_t t, std::vector<uint32_t>& crcs) {
+          mapped_pieces(m, dst, kPiece, t, stride, crcs);
+        });
         t1 = now_s();
       }
-      uint32_t crc = piece_crcs[0];
-      for (size_t i = 1; i < pieces; ++i)
-        crc = cake::crc32c_combine(crc, piece_crcs[i], std::min(kPiece, bytes - i * kPiece));
+      const uint32_t crc = combined_crc(piece_crcs, bytes, kPiece);
       std::printf("map     %2d threads: %6.1f ms without munmap, %.1f Gbps%s\n", threads, (t1 - t0) * 1e3,
                   bytes * 8 / (t1 - t0) / 1e9, crc == expected ? "" : "  CRC MISMATCH");
       if (crc != expected) return 1;
     }
     // T threads, pread through a small buffer each, streaming copy into the destination.
     {
-      const size_t pieces = (bytes + kPiece - 1) / kPiece;
-      std::vector<uint32_t> piece_crcs(pieces, 0);
+      const auto stride = static_cast<size_t>(threads);
       const double t0 = now_s();
-      {
-        std::vector<std::thread> workers;
-        for (int t = 0; t < threads; ++t)
-          workers.emplace_back([&, t] {
-            bounced_pieces(fd, bytes, dst, kPiece, bounce_bytes, static_cast<size_t>(t), static_cast<size_t>(threads), piece_crcs);
-          });
-        for (std::thread& w : workers) w.join();
-      }
+      const std::vector<uint32_t> piece_crcs = run_pieces(threads, bytes, kPiece, [&](size_t t, std::vector<uint32_t>& crcs) {
+        bounced_pieces(fd, bytes, dst, kPiece, bounce_bytes, t, stride, crcs);
+      });
       const double t1 = now_s();
-      uint32_t crc = piece_crcs[0];
-      for (size_t i = 1; i < pieces; ++i)
-        crc = cake::crc32c_combine(crc, piece_crcs[i], std::min(kPiece, bytes - i * kPiece));
+      const uint32_t crc = combined_crc(piece_crcs, bytes, kPiece);
       std::printf("bounce  %2d threads: %6.1f ms (%zu KiB buffer), %.1f Gbps%s\n", threads, (t1 - t0) * 1e3, bounce_bytes >> 10,
                   bytes * 8 / (t1 - t0) / 1e9, crc == expected ? "" : "  CRC MISMATCH");
       if (crc != expected) return 1;

@@ -155,9 +155,8 @@ std::string gbps_text(std::optional<double> bytes_per_sec, const char* none) {
 
 void print_table(const CalibrationStore& store, const std::vector<Point>& points, const CalibrateArgs& args,
                  const Ceilings& ceilings, const std::string& target, bool into_host) {
-  std::printf("store      %s (%s, %s)\n", store.path.c_str(),
-              format_bytes(store.header.chunks.back().offset + store.header.chunks.back().bytes).c_str(),
-              store.created ? "written now" : "found");
+  const std::string store_bytes = format_bytes(store.header.chunks.back().offset + store.header.chunks.back().bytes);
+  std::printf("store      %s (%s, %s)\n", store.path.c_str(), store_bytes.c_str(), store.created ? "written now" : "found");
   std::printf("source     %s\n", points.front().load.source_description.c_str());
   std::printf("into       %s\n", target.c_str());
   const double unthrottled = points.front().load.bytes_per_sec();
@@ -186,7 +185,7 @@ void print_table(const CalibrationStore& store, const std::vector<Point>& points
     if (into_host && (first.fio_bytes_per_sec || ceilings.reader))
       std::printf("  note: fio and the plain reader read into small buffers they reuse, which stay in the CPU's cache;\n"
                   "        into a host KV cache the loader also writes all %s to memory, so it does more than they do\n",
-                  format_bytes(store.header.chunks.back().offset + store.header.chunks.back().bytes).c_str());
+                  store_bytes.c_str());
   }
   std::printf("%-12s %-12s %-12s %-10s %-14s %-9s %s\n", "target_gbps", "loader_gbps", "fio_gbps", "ratio", "bytes",
               "seconds", "o_direct");

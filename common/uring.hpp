@@ -34,9 +34,28 @@ struct RangeRead {
   uint64_t bytes = 0;  // bytes read before the fault, a truncated read's last short piece included
 };
 
+// One read's result folded into `r`: `res` is the bytes it read or -errno. Returns whether to read
+// the rest: after EINTR or EAGAIN (nothing read) and after a full-block short read. A read error is
+// a `read` fault; a read that returns nothing, or (with `block` > 0, for O_DIRECT) stops short of a
+// block boundary, means the file ends inside the range: `truncated`. Shared by every reader of
+// ranges (read_range() here, pread() on the file source's reader threads).
+inline bool range_read_step(RangeRead& r, int64_t res, uint64_t block) {
+  if (res == -EINTR || res == -EAGAIN) return true;
+  if (res < 0) {
+    r.fault = RangeRead::Fault::read;
+    r.error = static_cast<int>(-res);
+    return false;
+  }
+  r.bytes += static_cast<uint64_t>(res);
+  if (res == 0 || (block > 0 && static_cast<uint64_t>(res) % block != 0)) {
+    r.fault = RangeRead::Fault::truncated;
+    return false;
+  }
+  return true;
+}
+
 // Reads [offset, offset + bytes) of `fd` into `dst`, one read in flight on `ring`, resubmitting the
-// rest after a short read, EINTR or EAGAIN. A read that returns nothing, or (with `block` > 0, for
-// O_DIRECT) stops short of a block boundary, means the file ends inside the range: truncated.
+// rest after a short read, EINTR or EAGAIN; faults as range_read_step() says.
 inline RangeRead read_range(Ring& ring, int fd, std::byte* dst, uint64_t bytes, uint64_t offset, uint64_t block) {
   RangeRead r;
   while (r.bytes < bytes) {
@@ -60,17 +79,7 @@ inline RangeRead read_range(Ring& ring, int fd, std::byte* dst, uint64_t bytes, 
     }
     const int res = cqe->res;
     io_uring_cqe_seen(ring.get(), cqe);
-    if (res == -EINTR || res == -EAGAIN) continue;
-    if (res < 0) {
-      r.fault = RangeRead::Fault::read;
-      r.error = -res;
-      return r;
-    }
-    r.bytes += static_cast<uint64_t>(res);
-    if (res == 0 || (block > 0 && static_cast<uint64_t>(res) % block != 0)) {
-      r.fault = RangeRead::Fault::truncated;
-      return r;
-    }
+    if (!range_read_step(r, res, block)) return r;
   }
   return r;
 }

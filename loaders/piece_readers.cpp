@@ -90,24 +90,13 @@ RangeRead copy_mapped(const MappedFile& mapped, const PieceTarget& target, uint6
   return r;
 }
 
-// [offset, offset + bytes) of `fd` into `dst` with pread() on this thread, in read_range()'s terms:
-// a short read is retried for the rest; one that returns nothing, or (with `block` > 0, for
-// O_DIRECT) stops short of a block boundary, means the file ends inside the range: truncated.
+// [offset, offset + bytes) of `fd` into `dst` with pread() on this thread: read_range() without the
+// ring, the same faults (range_read_step()).
 RangeRead pread_range(int fd, std::byte* dst, uint64_t bytes, uint64_t offset, uint64_t block) {
   RangeRead r;
   while (r.bytes < bytes) {
     const ssize_t got = ::pread(fd, dst + r.bytes, bytes - r.bytes, static_cast<off_t>(offset + r.bytes));
-    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (got < 0) {
-      r.fault = RangeRead::Fault::read;
-      r.error = errno;
-      return r;
-    }
-    r.bytes += static_cast<uint64_t>(got);
-    if (got == 0 || (block > 0 && r.bytes < bytes && r.bytes % block != 0)) {
-      r.fault = RangeRead::Fault::truncated;
-      return r;
-    }
+    if (!range_read_step(r, got < 0 ? -static_cast<int64_t>(errno) : got, block)) return r;
   }
   return r;
 }

@@ -45,22 +45,19 @@ host() {
   pack host
 }
 
-top() {
-  run timeout 200 "$B" run --quiet --suffix 128 --store "$SHM" --warmup 0 --verify token --out "$RES/top32k-pread" \
-    --context 32k --mode compute,io,cake,oracle --source "file:$SHM" --file-reads pread --bandwidth 400gbps,unlimited \
+# llama-3-8b 32K from file:/dev/shm at 400 Gbps and unlimited with --file-reads $2, into $RES/$1.
+points32k() {
+  run timeout 200 "$B" run --quiet --suffix 128 --store "$SHM" --warmup 0 --verify token --out "$RES/$1" \
+    --context 32k --mode compute,io,cake,oracle --source "file:$SHM" --file-reads "$2" --bandwidth 400gbps,unlimited \
     --repeat 3 --max-point-time 12
-  rm -f "$RES"/top32k-pread/trace-*.json "$RES"/top32k-pread/timeline-*.svg
-  pack top32k-pread
+  rm -f "$RES/$1"/trace-*.json "$RES/$1"/timeline-*.svg
+  pack "$1"
 }
 
+top() { points32k top32k-pread pread; }
+
 oracle() {
-  for reads in pread map; do
-    run timeout 200 "$B" run --quiet --suffix 128 --store "$SHM" --warmup 0 --verify token --out "$RES/oracle-$reads" \
-      --context 32k --mode compute,io,cake,oracle --source "file:$SHM" --file-reads "$reads" --bandwidth 400gbps,unlimited \
-      --repeat 3 --max-point-time 12
-    rm -f "$RES/oracle-$reads"/trace-*.json "$RES/oracle-$reads"/timeline-*.svg
-    pack "oracle-$reads"
-  done
+  for reads in pread map; do points32k "oracle-$reads" "$reads"; done
 }
 
 for stage in "$@"; do
