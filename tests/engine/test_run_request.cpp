@@ -140,11 +140,18 @@ TEST(Engine, CakeIsNotSlowerThanTheBetterSingleLane) {
 }
 
 TEST(Engine, MeetingPointMovesTowardTheFrontAsBandwidthRises) {
+  // Each bandwidth's meet is its fastest of three Cake runs' (see SplitFromMeasuredRunsIsNearCake):
+  // one run each failed once in a fresh-clone CI on a 2-core VM whose speed drifts 2x within
+  // minutes (a meet of 22 after 19), a slowed compute lane moving the meet by itself.
   Harness h({0.5, 10.0});
   std::vector<int> meets;
   for (double ms_per_chunk : {12.0, 6.0, 3.0, 1.0}) {
-    const RequestOutcome out = h.run(parse_mode("cake"), ms_per_chunk);
-    meets.push_back(out.meet_chunk.value_or(kChunks));
+    std::optional<RequestOutcome> fastest;
+    for (int round = 0; round < 3; ++round) {
+      RequestOutcome out = h.run(parse_mode("cake"), ms_per_chunk);
+      if (!fastest || out.ttft_ms < fastest->ttft_ms) fastest = std::move(out);
+    }
+    meets.push_back(fastest->meet_chunk.value_or(kChunks));
   }
   for (size_t i = 1; i < meets.size(); ++i) EXPECT_LE(meets[i], meets[i - 1] + 1) << "meets " << meets[i - 1] << " -> " << meets[i];
   EXPECT_LT(meets.back(), meets.front());
