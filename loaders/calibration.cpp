@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/clock.hpp"
+#include "common/crc32c.hpp"
 #include "common/error.hpp"
 #include "common/fd.hpp"
 #include "common/hash.hpp"
@@ -102,6 +103,9 @@ std::string LoadMeasurement::wait_summary() const {
     out += cat("; ", readers->threads, " readers: ", ms(readers->read_ns), " reading, ", ms(readers->checksum_ns),
                " checksumming, ", ms(readers->throttle_ns), " on the throttle, ", ms(readers->idle_ns),
                " idle (summed over threads)");
+    if (readers->mapped_pieces > 0 || readers->bounced_pieces > 0)
+      out += cat("; ", readers->mapped_pieces, " pieces copied out of the mapping, ", readers->bounced_pieces,
+                 " read with pread through a buffer into the host cache");
   }
   return out;
 }
@@ -188,6 +192,7 @@ CalibrationCache::CalibrationCache(const StoreHeader& h, MemoryKind memory) {
     auto buffer = std::make_shared<AlignedBuffer>(tensor_bytes * 2 * static_cast<size_t>(h.layers));
     buffer->zero();  // fault the pages in before any clock
     for (int t = 0; t < 2 * h.layers; ++t) bases.push_back(buffer->data() + static_cast<size_t>(t) * tensor_bytes);
+    host_bytes_ = buffer->span();
     memory_ = buffer;
   } else {
 #if defined(CAKE_HAVE_CUDA)
@@ -253,12 +258,18 @@ LoadMeasurement measure_mem_load(MemSource& source, const StoreHeader& header, T
 }
 
 ReaderMeasurement measure_plain_reader(const std::string& path, const StoreHeader& header, int threads,
-                                       uint64_t request_bytes) {
+                                       uint64_t request_bytes, std::span<std::byte> land_into) {
   if (threads < 1) throw UsageError(cat("baseline reader: ", threads, " threads"));
   if (request_bytes == 0 || request_bytes % kStoreAlignment != 0)
     throw UsageError(cat("baseline reader: request size ", request_bytes, " is not a positive multiple of 4 KiB"));
   ReaderMeasurement m;
   m.threads = threads;
+  m.landed = !land_into.empty();
+  uint64_t payload_bytes = 0;
+  for (const ChunkEntry& c : header.chunks) payload_bytes += c.bytes;
+  if (m.landed && land_into.size() < payload_bytes)
+    throw UsageError(cat("baseline reader: a destination of ", land_into.size(), " bytes for ", payload_bytes,
+                         " payload bytes"));
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT));
   m.o_direct = fd.valid();
   if (!fd.valid()) fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -293,6 +304,12 @@ ReaderMeasurement measure_plain_reader(const std::string& path, const StoreHeade
             }
             got += static_cast<uint64_t>(n);
           }
+          const uint64_t place = at - begin;
+          if (m.landed && place < land_into.size()) {
+            const uint64_t n = std::min<uint64_t>(got, land_into.size() - place);
+            // The checksum is the loader's duty too; nothing here compares it.
+            crc32c_copy(land_into.data() + place, buffers[static_cast<size_t>(t)].data(), n, 0, CopyStores::streaming);
+          }
           bytes[static_cast<size_t>(t)] += got;
         }
       });
@@ -302,7 +319,8 @@ ReaderMeasurement measure_plain_reader(const std::string& path, const StoreHeade
     if (!e.empty()) throw Error(cat("baseline reader: ", e));
   for (uint64_t b : bytes) m.bytes += b;
   m.detail = cat(threads, " threads, pread, ", m.o_direct ? "O_DIRECT" : "buffered (O_DIRECT refused)", ", ",
-                 format_bytes(request_bytes), " requests");
+                 format_bytes(request_bytes), " requests",
+                 m.landed ? ", each then copied into the host cache with streaming stores and CRC-32C" : "");
   return m;
 }
 

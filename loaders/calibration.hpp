@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "kernels/kv_cache.hpp"
@@ -52,10 +53,14 @@ class CalibrationCache {
  public:
   CalibrationCache(const StoreHeader& header, MemoryKind memory);
   const KvCacheView& view() const { return view_; }
+  // The whole cache as one span of host memory (K and V of every layer, back to back); empty for a
+  // cache on the GPU.
+  std::span<std::byte> host_bytes() const { return host_bytes_; }
 
  private:
   KvCacheView view_;
   std::shared_ptr<void> memory_;
+  std::span<std::byte> host_bytes_;
 };
 
 // Whether a GPU is usable by this build (CUDA built in and a device present).
@@ -89,13 +94,20 @@ struct ReaderMeasurement {
   double seconds = 0;
   int threads = 0;
   bool o_direct = false;
+  bool landed = false;  // the bytes were also copied into a destination the size of the store
   std::string detail;  // "8 threads, pread, O_DIRECT, 1 MiB requests"
   double bytes_per_sec() const { return seconds > 0 ? static_cast<double>(bytes) / seconds : 0; }
 };
 // A plain baseline reader: `threads` threads pread() the store's payload range in
-// `request_bytes` requests (request i by thread i % threads) into host buffers, O_DIRECT when the
-// filesystem allows it; no checksum, no upload. Throws cake::Error on a failed read.
+// `request_bytes` requests (request i by thread i % threads) into a buffer of their own that they
+// reuse (it stays in the core's cache, as fio's do), O_DIRECT when the filesystem allows it.
+// Throws cake::Error on a failed read.
+// With `land_into` (host memory at least the size of the store's payloads, such as a host
+// calibration cache), each request is then also copied to its place there (its offset from the
+// first payload byte; block padding past the end is dropped) with streaming stores fused with its
+// CRC-32C: the per-byte work the loader does into a host KV cache, without the loader's pipeline.
+// Without it: no checksum, no copy.
 ReaderMeasurement measure_plain_reader(const std::string& path, const StoreHeader& header, int threads,
-                                       uint64_t request_bytes);
+                                       uint64_t request_bytes, std::span<std::byte> land_into = {});
 
 }  // namespace cake

@@ -104,6 +104,14 @@ std::string FileSource::describe() const {
   std::string io;
   if (!opened_) io = options_.o_direct ? "O_DIRECT requested" : "buffered (O_DIRECT off)";
   else io = o_direct_ ? "O_DIRECT" : cat("buffered: ", o_direct_detail_);
+  if (opened_ && pieces_used_ && auto_memory_fs_) {
+    // Described at open(), before the pieces say where they go: the rule, not the count
+    // (PieceReaderStats has the counts).
+    return cat("file:", path_, " (memory filesystem, auto: pieces into staging copied out of a read-only mapping, into a ",
+               "host cache read with pread through a ", format_bytes(options_.request_bytes), " buffer each; ", io, ", ",
+               readers_, " reader threads, ", format_bytes(options_.request_bytes), " requests, throttle ",
+               throttle_ ? throttle_->describe() : "none", ")");
+  }
   if (opened_ && pieces_used_ && mapping_.valid()) {
     return cat("file:", path_, " (mapped read-only, pieces copied out by ", readers_, " reader threads, ",
                format_bytes(options_.request_bytes),
@@ -176,8 +184,12 @@ const StoreHeader& FileSource::open(const StoreKey& expected) {
     check_sys(::fstat(fd_.get(), &st), cat("fstat of store ", path_));
     mapping_ = MappedFile(fd_.get(), static_cast<uint64_t>(st.st_size), cat("store ", path_));
   }
+  // `auto` on a memory filesystem: staging pieces (a GPU cache) out of the mapping, a host cache's
+  // spans with pread() (PieceReaderFile::pread_into_spans says why).
+  auto_memory_fs_ = options_.reads == FileReads::automatic && memory_fs;
   pieces_->start({fd_.get(), o_direct_, path_, &header_, throttle_, options_.request_bytes,
-                  mapping_.valid() ? &mapping_ : nullptr, options_.reads == FileReads::pread});
+                  mapping_.valid() ? &mapping_ : nullptr, options_.reads == FileReads::pread,
+                  options_.reads == FileReads::pread || auto_memory_fs_});
   chunks_.assign(header_.chunks.size(), ChunkState{});
   issue_queue_.clear();
   retry_queue_.clear();

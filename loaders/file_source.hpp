@@ -28,15 +28,17 @@
 
 namespace cake {
 
-// How the reader threads get a piece's bytes (PieceReaders): io_uring reads, or copies (memcpy) out
-// of a read-only mapping of the file. `automatic` maps stores on a memory
-// filesystem (tmpfs, ramfs), whose pages are the data: a read() there is a system call and a page-cache
-// lookup per 4 KiB page before the same copy (on the H200 host, mapped: 0.81-0.82 x the pinned copy
-// rate, io_uring 0.76-0.82 with the same staging). On a disk, io_uring (O_DIRECT) stays: a mapping
-// would go through the page cache's read-ahead one fault at a time. `pread`: plain pread() calls on
-// the reader threads, into staging or, for a host KV cache, through a small buffer per thread
-// (PieceReaderFile::pread); never chosen by `automatic`, since which of it and the mapping is faster
-// depends on the host (results/loaders/round8-devbox-pread/): `calibrate --file-reads` tells.
+// How the reader threads get a piece's bytes (PieceReaders): io_uring reads, copies out of a
+// read-only mapping of the file, or pread() calls. `pread`: plain pread() calls on the reader
+// threads, into staging or, for a host KV cache, through a small buffer per thread and from there
+// into the cache (PieceReaderFile::pread). `automatic`, for a store on a memory filesystem (tmpfs,
+// ramfs), whose pages are the data: pieces into staging (a GPU cache) are copied out of a mapping
+// (a read() there is a system call and a page-cache lookup per 4 KiB page before the same copy; on
+// the H200 host mapped 0.81-0.82 x the pinned copy rate, io_uring 0.76-0.82, pread about as fast),
+// pieces into a host cache are read with pread() (PieceReaderFile::pread_into_spans: on one dev-box
+// kernel a fresh mapping cost 4x; results/loaders/round9-devbox-landing/). On a disk, io_uring
+// (O_DIRECT): a mapping would go through the page cache's read-ahead one fault at a time.
+// `calibrate --file-reads` compares them on a host.
 enum class FileReads { automatic, uring, mapped, pread };
 FileReads parse_file_reads(std::string_view text);  // "auto", "uring", "map", "pread"; UsageError otherwise
 const char* to_string(FileReads reads);             // "auto", "uring", "map", "pread"
@@ -86,7 +88,7 @@ class FileSource : public KvSource {
   // After open(): whether reads really bypass the page cache, and if not, why.
   bool o_direct() const { return o_direct_; }
   const std::string& o_direct_detail() const { return o_direct_detail_; }
-  // After open(): whether pieces are copied out of a mapping of the file (FileReads).
+  // After open(): whether the file is mapped, for pieces into staging (FileReads).
   bool mapped() const { return mapping_.valid(); }
   // Whether reads go to io_uring registered buffers (IORING_OP_READ_FIXED), and if not, why.
   bool fixed_buffers() const { return fixed_buffers_; }
@@ -164,6 +166,7 @@ class FileSource : public KvSource {
   int readers_ = 1;                    // reader threads (options, or the default)
   std::unique_ptr<PieceReaders> pieces_;  // made with the source (before any clock)
   bool pieces_used_ = false;           // piece_source() was asked for since the last open()
+  bool auto_memory_fs_ = false;        // `automatic` on a memory filesystem: mapped, and pread into spans
   std::unique_ptr<ReaderCrew> crew_;   // made on the first chunk read that needs it (threaded_)
   bool threaded_ = false;              // after open(): reads go to the crew
   std::vector<LandedRange> landed_;    // since the last take_landed()

@@ -182,21 +182,14 @@ std::string PieceReaders::location() const {
 
 bool PieceReaders::scatters() const {
   std::lock_guard lock(mutex_);
-  return file_.mapped != nullptr || file_.pread;
+  return file_.mapped != nullptr || file_.pread || file_.pread_into_spans;
 }
 
 PieceReaderStats PieceReaders::stats() const {
   std::lock_guard lock(mutex_);
   PieceReaderStats sum;
   sum.threads = static_cast<int>(threads_.size());
-  for (const PieceReaderStats& s : stats_) {
-    sum.pieces += s.pieces;
-    sum.bytes += s.bytes;
-    sum.read_ns += s.read_ns;
-    sum.checksum_ns += s.checksum_ns;
-    sum.throttle_ns += s.throttle_ns;
-    sum.idle_ns += s.idle_ns;
-  }
+  for (const PieceReaderStats& s : stats_) sum.add(s);
   return sum;
 }
 
@@ -215,12 +208,7 @@ void PieceReaders::work(Ring& ring, size_t index) {
     PieceReaderStats local;
     PieceLanded landed = read_one(ring, bounce, file, job, local);
     lock.lock();
-    PieceReaderStats& s = stats_[index];
-    s.pieces += local.pieces;
-    s.bytes += local.bytes;
-    s.read_ns += local.read_ns;
-    s.checksum_ns += local.checksum_ns;
-    s.throttle_ns += local.throttle_ns;
+    stats_[index].add(local);
     done_.push_back(std::move(landed));
     piece_done_.notify_all();
   }
@@ -248,7 +236,7 @@ PieceLanded PieceReaders::read_one(Ring& ring, AlignedBuffer& bounce, const Piec
     return out;
   }
   const PieceTarget target(piece);
-  const bool into_spans = file.mapped || file.pread;
+  const bool into_spans = file.mapped || file.pread || file.pread_into_spans;
   if (target.scattered() && (!into_spans || target.scatter_bytes() != piece.bytes)) {
     out.error = cat("reading chunk ", piece.chunk, " of ", file.path, ": a piece of ", piece.bytes, " bytes into ",
                     piece.scatter.size(), " spans of ", target.scatter_bytes(),
@@ -256,7 +244,8 @@ PieceLanded PieceReaders::read_one(Ring& ring, AlignedBuffer& bounce, const Piec
     out.landed_ns = now_ns();
     return out;
   }
-  const bool bounced = !file.mapped && file.pread && target.scattered();
+  const bool bounced = target.scattered() && (file.pread_into_spans || (!file.mapped && file.pread));
+  const bool from_mapping = file.mapped && !bounced;
   if (bounced && bounce.size() < file.request_bytes) bounce = AlignedBuffer(file.request_bytes);
   // Reads cover whole 4 KiB blocks (O_DIRECT); the store pads every payload to them. Copies out of
   // a mapping take the payload bytes only.
@@ -283,17 +272,17 @@ PieceLanded PieceReaders::read_one(Ring& ring, AlignedBuffer& bounce, const Piec
     const uint64_t payload = at < payload_end ? std::min(want, payload_end - at) : 0;
     // Out of a mapping or a bounce buffer the checksum is taken in the copy's pass (its time counts
     // as reading).
-    const bool fused_crc = (file.mapped || bounced) && piece.checksum;
+    const bool fused_crc = (from_mapping || bounced) && piece.checksum;
     // An O_DIRECT read stops short of a block boundary only where the file ends.
     const uint64_t block = file.o_direct ? kStoreAlignment : 0;
     std::byte* const into = target.scattered() ? nullptr : piece.dst + (at - piece.offset);  // staging
-    const RangeRead r = file.mapped ? copy_mapped(*file.mapped, target, at - piece.offset, payload, file_offset,
-                                                  fused_crc ? &crc : nullptr)
-                        : bounced   ? pread_bounced(file.fd, bounce.data(), target, at - piece.offset, want, payload,
-                                                    file_offset, block, fused_crc ? &crc : nullptr)
-                        : file.pread ? pread_range(file.fd, into, want, file_offset, block)
-                                     : read_range(ring, file.fd, into, want, file_offset, block);
-    const uint64_t asked = file.mapped ? payload : want;
+    const RangeRead r = bounced        ? pread_bounced(file.fd, bounce.data(), target, at - piece.offset, want, payload,
+                                                       file_offset, block, fused_crc ? &crc : nullptr)
+                        : from_mapping ? copy_mapped(*file.mapped, target, at - piece.offset, payload, file_offset,
+                                                     fused_crc ? &crc : nullptr)
+                        : file.pread   ? pread_range(file.fd, into, want, file_offset, block)
+                                       : read_range(ring, file.fd, into, want, file_offset, block);
+    const uint64_t asked = from_mapping ? payload : want;
     const std::string where = cat("reading chunk ", piece.chunk, " of ", file.path);
     switch (r.fault) {
       case RangeRead::Fault::none: break;
@@ -321,6 +310,8 @@ PieceLanded PieceReaders::read_one(Ring& ring, AlignedBuffer& bounce, const Piec
     out.crc = crc;
     ++stats.pieces;
     stats.bytes += piece.bytes;
+    if (bounced) ++stats.bounced_pieces;
+    else if (from_mapping) ++stats.mapped_pieces;
   }
   return out;
 }

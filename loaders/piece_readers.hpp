@@ -50,6 +50,19 @@ struct PieceReaderStats {
   int64_t checksum_ns = 0;  // CRC-32C of the landed bytes
   int64_t throttle_ns = 0;  // waiting for the throttle's time
   int64_t idle_ns = 0;      // waiting for a piece to read
+  uint64_t mapped_pieces = 0;   // of `pieces`: copied out of the file's mapping
+  uint64_t bounced_pieces = 0;  // of `pieces`: pread() through the thread's buffer into a host cache's spans
+  // Adds every count and time of `o` (not `threads`).
+  void add(const PieceReaderStats& o) {
+    pieces += o.pieces;
+    bytes += o.bytes;
+    read_ns += o.read_ns;
+    checksum_ns += o.checksum_ns;
+    throttle_ns += o.throttle_ns;
+    idle_ns += o.idle_ns;
+    mapped_pieces += o.mapped_pieces;
+    bounced_pieces += o.bounced_pieces;
+  }
 };
 
 // The file the pieces come from; set by the owning source at open().
@@ -65,8 +78,14 @@ struct PieceReaderFile {
   // 4 KiB page, and the copy runs at user level. Outlives the reads.
   const MappedFile* mapped = nullptr;
   // When set (and not mapped), requests are read with pread() on the reader threads instead of
-  // through their rings; a piece with spans goes through a buffer of the thread's own.
+  // through their rings.
   bool pread = false;
+  // When set, a piece with spans (a host KV cache) is read with pread() through a buffer of the
+  // thread's own and copied from there, even where `mapped` is set: on the Zen 5 dev box a first
+  // pass over a fresh mapping of tmpfs cost ~1.3 us a page on one kernel build (25 Gbps mapped
+  // against 85-93 with pread), and on the H200 host neither was faster into a host cache
+  // (results/loaders/round9-devbox-landing/, results/h200/round8/).
+  bool pread_into_spans = false;
 };
 
 class PieceReaders final : public PieceSource {

@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
 #include "common/error.hpp"
 #include "loaders/calibration.hpp"
 #include "loaders/fio_runner.hpp"
@@ -43,6 +48,57 @@ TEST(FileSourceCalibration, WritesOnceThenMeasuresEveryByte) {
 
   const LoadMeasurement mem = measure_mem_load(first.path, first.header, 1 << 20, nullptr, {.staging_slots = 2});
   EXPECT_EQ(mem.bytes, payload);
+}
+
+// The whole store file, as bytes.
+std::vector<std::byte> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(raw.size());
+  std::memcpy(out.data(), raw.data(), raw.size());
+  return out;
+}
+
+TEST(FileSourceCalibration, PlainReaderReadsThePayloadRangeOnEveryThread) {
+  TempDir dir;
+  const CalibrationStore store = ensure_calibration_store(dir.path(), 40ull << 20);
+  const uint64_t begin = store.header.chunks.front().offset;
+  const uint64_t end = store.header.chunks.back().offset + padded_bytes(store.header.chunks.back());
+  // 3 MiB requests over 40 MiB on 3 threads: uneven shares and a short last request.
+  const ReaderMeasurement m = measure_plain_reader(store.path, store.header, 3, 3ull << 20);
+  EXPECT_EQ(m.bytes, end - begin);
+  EXPECT_EQ(m.threads, 3);
+  EXPECT_FALSE(m.landed);
+  EXPECT_GT(m.seconds, 0);
+  EXPECT_EQ(m.detail.find("copied"), std::string::npos) << m.detail;
+  EXPECT_THROW((void)measure_plain_reader(store.path, store.header, 0, 1 << 20), UsageError);
+  EXPECT_THROW((void)measure_plain_reader(store.path, store.header, 2, 1000), UsageError);
+  EXPECT_THROW((void)measure_plain_reader(dir.file("absent"), store.header, 2, 1 << 20), Error);
+}
+
+TEST(FileSourceCalibration, LandingReaderPutsEveryPayloadByteInTheHostCache) {
+  TempDir dir;
+  const CalibrationStore store = ensure_calibration_store(dir.path(), 40ull << 20);
+  const CalibrationCache cache(store.header, MemoryKind::host);
+  const std::span<std::byte> into = cache.host_bytes();
+  uint64_t payload = 0;
+  for (const ChunkEntry& c : store.header.chunks) payload += c.bytes;
+  ASSERT_GE(into.size(), payload);
+  std::fill(into.begin(), into.end(), std::byte{0xCD});  // poison: a byte not landed shows
+
+  const ReaderMeasurement m = measure_plain_reader(store.path, store.header, 3, 3ull << 20, into);
+  EXPECT_TRUE(m.landed);
+  EXPECT_NE(m.detail.find("copied into the host cache"), std::string::npos) << m.detail;
+  const std::vector<std::byte> file = file_bytes(store.path);
+  const uint64_t begin = store.header.chunks.front().offset;
+  for (const ChunkEntry& c : store.header.chunks) {
+    ASSERT_LE(c.offset + c.bytes, file.size());
+    EXPECT_EQ(std::memcmp(into.data() + (c.offset - begin), file.data() + c.offset, c.bytes), 0)
+        << "chunk at file offset " << c.offset;
+  }
+  // A destination smaller than the payloads is refused before any read.
+  std::vector<std::byte> small(payload - 4096);
+  EXPECT_THROW((void)measure_plain_reader(store.path, store.header, 2, 1 << 20, small), UsageError);
 }
 
 // The shape of fio 3.33's --output-format=json, trimmed to what is read.

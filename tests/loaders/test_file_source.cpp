@@ -280,6 +280,10 @@ void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileRea
   const PieceReaderStats st = source.reader_stats();
   EXPECT_EQ(st.threads, reader_threads);
   EXPECT_LE(st.pieces, reads.size());
+  // Which path each landed piece took: `map` maps into staging and spans alike, `pread` bounces a
+  // host cache's spans, and neither the ring nor pread into staging counts as either.
+  EXPECT_EQ(st.mapped_pieces, file_reads == FileReads::mapped ? st.pieces : 0u);
+  EXPECT_EQ(st.bounced_pieces, file_reads == FileReads::pread && scatter ? st.pieces : 0u);
 }
 
 TEST(FileSource, PiecesLandBitExactWithTheirChecksum) { pieces_round_trip(true, 1, false); }
@@ -347,8 +351,58 @@ TEST(FileSource, AutomaticReadsMapAStoreOnAMemoryFilesystemOnly) {
     EXPECT_FALSE(uring.mapped()) << parent;
     ASSERT_NE(automatic.piece_source(), nullptr);
     if (automatic.mapped()) {
-      EXPECT_NE(automatic.describe().find("mapped"), std::string::npos) << automatic.describe();
+      EXPECT_NE(automatic.describe().find("read-only mapping"), std::string::npos) << automatic.describe();
     }
+  }
+}
+
+// `auto` on a memory filesystem: pieces into staging are copied out of the mapping, pieces into a
+// host cache's spans are read with pread() through the thread's buffer; both bit-exact, and the
+// source's description says which ran.
+TEST(FileSource, AutomaticOnAMemoryFilesystemMapsStagingAndPreadsAHostCache) {
+  struct statfs fs{};
+  if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) GTEST_SKIP() << "no tmpfs at /dev/shm";
+  Seeded s;
+  TempDir dir("/dev/shm");
+  const StoreHeader shape = random_shape(s.rng);
+  const auto store = test::write_random_store(dir.file("a.kvstore"), shape, s.rng);
+  for (const bool scatter : {false, true}) {
+    FileSource source(store.path, {.request_bytes = 8192, .reader_threads = 2});
+    const StoreHeader& h = source.open(shape.key);
+    ASSERT_TRUE(source.mapped());
+    PieceSource* pieces = source.piece_source();
+    ASSERT_TRUE(pieces->scatters());
+    std::vector<AlignedBuffer> buffers;
+    std::vector<PieceRead> reads;
+    for (int i = 0; i < 6; ++i) {
+      const int c = static_cast<int>(s.rng() % h.chunks.size());
+      const uint64_t bytes = std::min<uint64_t>(4096 * (1 + s.rng() % 6), h.chunks[static_cast<size_t>(c)].bytes);
+      buffers.emplace_back(store_align_up(bytes));
+      std::memset(buffers.back().data(), 0xA5, buffers.back().size());
+      reads.push_back({c, 0, bytes, buffers.back().data(), i});
+      if (scatter) {
+        reads.back().dst = nullptr;
+        reads.back().scatter.emplace_back(buffers.back().data(), bytes);
+      }
+      pieces->read_piece(reads.back());
+    }
+    size_t ok = 0;
+    while (pieces->pieces_in_flight() > 0)
+      for (PieceLanded& l : pieces->take_pieces(1'000'000)) {
+        ASSERT_TRUE(l.ok) << l.error;
+        const PieceRead& r = reads[static_cast<size_t>(l.read.tag)];
+        const std::byte* want = store.payloads[static_cast<size_t>(r.chunk)].data();
+        EXPECT_EQ(std::memcmp(buffers[static_cast<size_t>(l.read.tag)].data(), want, r.bytes), 0) << "piece " << l.read.tag;
+        EXPECT_EQ(l.crc, crc32c(want, r.bytes));
+        ++ok;
+      }
+    ASSERT_EQ(ok, reads.size());
+    const PieceReaderStats st = source.reader_stats();
+    EXPECT_EQ(st.mapped_pieces, scatter ? 0u : reads.size());
+    EXPECT_EQ(st.bounced_pieces, scatter ? reads.size() : 0u);
+    const std::string d = source.describe();
+    EXPECT_NE(d.find("into staging copied out of a read-only mapping, into a host cache read with pread"),
+              std::string::npos) << d;
   }
 }
 
