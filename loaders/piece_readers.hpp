@@ -86,7 +86,14 @@ struct PieceReaderFile {
   // against 85-93 with pread), and on the H200 host neither was faster into a host cache
   // (results/loaders/round9-devbox-landing/, results/h200/round8/).
   bool pread_into_spans = false;
+  // Reads in flight on one reader thread's ring, for reads the ring serves (neither mapped nor
+  // pread): a thread then keeps several requests, of one piece or of several, in flight at once,
+  // so a disk sees the source's queue depth and not one read per thread. 1 to kMaxRingDepth.
+  int ring_depth = 1;
 };
+
+// The most reads one reader thread keeps in flight on its ring (the rings' size).
+inline constexpr int kMaxRingDepth = 32;
 
 class PieceReaders final : public PieceSource {
  public:
@@ -109,6 +116,13 @@ class PieceReaders final : public PieceSource {
 
  private:
   void work(Ring& ring, size_t index);
+  // The ring path with ring_depth > 1: `first` and whatever more jobs come while there is room,
+  // up to ring_depth requests in flight; each piece is handed to done_ as it lands. Called and
+  // returns with `lock` held.
+  void read_on_ring(Ring& ring, size_t index, const PieceReaderFile& file, PieceRead first,
+                    std::unique_lock<std::mutex>& lock);
+  // A landed piece and the counts of the work that landed it, under `lock`.
+  void publish(PieceLanded&& landed, const PieceReaderStats& local, size_t index);
   // `bounce`: this thread's buffer for pread() into spans, (re)sized here on first use.
   static PieceLanded read_one(Ring& ring, AlignedBuffer& bounce, const PieceReaderFile& file, const PieceRead& piece,
                               PieceReaderStats& stats);

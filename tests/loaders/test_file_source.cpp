@@ -208,13 +208,13 @@ TEST(FileSource, FlippedPayloadByteFailsThatChunkOnlyOnReaderThreads) {
 // `scatter`: each piece goes to 1-4 spans of random sizes in buffers of their own
 // (PieceRead::scatter, as into a host cache), each span followed by guard bytes nothing may touch.
 void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileReads file_reads = FileReads::automatic,
-                       bool scatter = false) {
+                       bool scatter = false, int queue_depth = 16) {
   Seeded s;
   TempDir dir;
   const StoreHeader shape = random_shape(s.rng);
   const auto store = test::write_random_store(dir.file("p.kvstore"), shape, s.rng);
-  FileSource source(store.path, {.request_bytes = 4096 * (1 + s.rng() % 5), .o_direct = o_direct,
-                                 .reader_threads = reader_threads, .reads = file_reads});
+  FileSource source(store.path, {.queue_depth = queue_depth, .request_bytes = 4096 * (1 + s.rng() % 5),
+                                 .o_direct = o_direct, .reader_threads = reader_threads, .reads = file_reads});
   const StoreHeader& h = source.open(shape.key);
   EXPECT_EQ(source.mapped(), file_reads == FileReads::mapped);  // /tmp is no memory filesystem here
   PieceSource* pieces = source.piece_source();
@@ -289,6 +289,18 @@ void pieces_round_trip(bool o_direct, int reader_threads, bool truncate, FileRea
 TEST(FileSource, PiecesLandBitExactWithTheirChecksum) { pieces_round_trip(true, 1, false); }
 TEST(FileSource, PiecesLandBitExactOnSeveralReaderThreads) { pieces_round_trip(false, 3, false); }
 TEST(FileSource, PiecesPastATruncationFailNamingChunkAndFile) { pieces_round_trip(true, 2, true); }
+// The ring path keeps the queue depth's reads in flight across a reader's pieces (16 by default:
+// several pieces at once on one thread, completions in any order); with a queue depth of one per
+// reader it reads request by request. Both bit-exact, and a cut file fails only the pieces past it.
+TEST(FileSource, PiecesLandBitExactOneReadInFlightPerReader) {
+  pieces_round_trip(true, 2, false, FileReads::uring, false, 2);
+}
+TEST(FileSource, PiecesPastATruncationFailOneReadInFlightPerReader) {
+  pieces_round_trip(false, 1, true, FileReads::uring, false, 1);
+}
+TEST(FileSource, PiecesLandBitExactManyReadsInFlightOnOneReader) {
+  pieces_round_trip(true, 1, false, FileReads::uring, false, 32);
+}
 // Copied out of a mapping of the file: the same bytes and checksums, and a file cut after open()
 // fails the pieces past the cut with an error, not a SIGBUS.
 TEST(FileSource, MappedPiecesLandBitExactWithTheirChecksum) { pieces_round_trip(true, 3, false, FileReads::mapped); }
