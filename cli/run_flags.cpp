@@ -116,7 +116,7 @@ void add_run_flags(CLI::App* cmd, RunFlags& f, bool sweep_flags) {
                   "stores); pread: pread() on the reader threads (into a host cache through a one-request buffer per "
                   "thread); auto: for a store on a memory filesystem (tmpfs, ramfs) map into a GPU cache's staging "
                   "(a read() there costs a system call and a page-cache lookup a page) and pread into a host cache "
-                  "(where a fresh mapping cost 4x on one dev-box kernel), uring otherwise. Which of map and pread is "
+                  "(where a fresh mapping cost 3.5x on one dev-box kernel), uring otherwise. Which of map and pread is "
                   "faster depends on the host: compare them with `calibrate --file-reads`")
       ->capture_default_str();
   cmd->add_option("--staging-slots", f.staging_slots, "Chunks in flight in the load lane")->capture_default_str();

@@ -36,7 +36,7 @@ namespace cake {
 // (a read() there is a system call and a page-cache lookup per 4 KiB page before the same copy; on
 // the H200 host mapped 0.81-0.82 x the pinned copy rate, io_uring 0.76-0.82, pread about as fast),
 // pieces into a host cache are read with pread() (PieceReaderFile::pread_into_spans: on one dev-box
-// kernel a fresh mapping cost 4x; results/loaders/round9-devbox-landing/). On a disk, io_uring
+// kernel a fresh mapping cost 3.5x; results/loaders/round9-devbox-landing/). On a disk, io_uring
 // (O_DIRECT): a mapping would go through the page cache's read-ahead one fault at a time.
 // `calibrate --file-reads` compares them on a host.
 enum class FileReads { automatic, uring, mapped, pread };

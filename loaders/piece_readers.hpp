@@ -82,9 +82,10 @@ struct PieceReaderFile {
   bool pread = false;
   // When set, a piece with spans (a host KV cache) is read with pread() through a buffer of the
   // thread's own and copied from there, even where `mapped` is set: on the Zen 5 dev box a first
-  // pass over a fresh mapping of tmpfs cost ~1.3 us a page on one kernel build (25 Gbps mapped
-  // against 85-93 with pread), and on the H200 host neither was faster into a host cache
-  // (results/loaders/round9-devbox-landing/, results/h200/round8/).
+  // pass over a fresh mapping of tmpfs cost ~1.3 us a page on one kernel build (24 Gbps mapped
+  // against 70-91 with pread; results/loaders/round9-devbox-landing/). On the H200 host the mapping
+  // was 1.2x faster into a host cache (results/h200/round9/), but a host cache there is only
+  // `calibrate --target host`; the CPU backend loads into host memory on machines like the dev box.
   bool pread_into_spans = false;
   // Reads in flight on one reader thread's ring, for reads the ring serves (neither mapped nor
   // pread): a thread then keeps several requests, of one piece or of several, in flight at once,
