@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/crc32c.hpp"
+#include "probe_util.hpp"
 
 namespace {
 
@@ -45,12 +46,9 @@ namespace {
 constexpr size_t kPiece = 2u << 20;
 constexpr size_t kRequest = 1u << 20;
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "probe_landing_cost: %s: %s\n", what.c_str(), std::strerror(errno));
-  std::exit(1);
-}
+using cake::probe::die;
+using cake::probe::now_s;
+using cake::probe::read_fully;
 
 // Anonymous memory of `n` bytes, touched so that no page fault lands on a clock.
 struct Anonymous {
@@ -81,15 +79,6 @@ uint64_t sum64(const unsigned char* s, size_t n) {
   return lanes[0] + lanes[1] + lanes[2] + lanes[3];
 }
 
-void pread_fully(int fd, unsigned char* dst, size_t n, size_t at) {
-  for (size_t got = 0; got < n;) {
-    const ssize_t r = ::pread(fd, dst + got, n - got, static_cast<off_t>(at + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) die("pread of the file");
-    got += static_cast<size_t>(r);
-  }
-}
-
 // Runs `step(thread, piece_offset)` over every piece on `threads` threads; Gbps of `bytes`.
 double run_pieces(int threads, size_t bytes, const std::function<void(int, size_t)>& step) {
   const double t0 = now_s();
@@ -117,7 +106,7 @@ int main(int argc, char** argv) {
   const size_t bytes = static_cast<size_t>(size) / kPiece * kPiece;
   Anonymous dst(bytes);
   Anonymous src(bytes);
-  pread_fully(fd, src.data, bytes, 0);
+  read_fully(fd, src.data, bytes, 0);
   std::vector<std::vector<unsigned char>> hot(static_cast<size_t>(threads));
   for (auto& h : hot) h.assign(kRequest + 64, 0);
   auto hot_of = [&](int t) {  // 64-byte aligned inside the thread's buffer
@@ -144,11 +133,11 @@ int main(int argc, char** argv) {
     sinks[static_cast<size_t>(t)] += cake::crc32c_copy(dst.data + p, src.data + p, kPiece, 0, cake::CopyStores::streaming);
   });
   const double hot_read = report("pread hot", [&](int t, size_t p) {
-    for (size_t o = 0; o < kPiece; o += kRequest) pread_fully(fd, hot_of(t), kRequest, p + o);
+    for (size_t o = 0; o < kPiece; o += kRequest) read_fully(fd, hot_of(t), kRequest, p + o);
   });
   const double both = report("pread+land", [&](int t, size_t p) {
     for (size_t o = 0; o < kPiece; o += kRequest) {
-      pread_fully(fd, hot_of(t), kRequest, p + o);
+      read_fully(fd, hot_of(t), kRequest, p + o);
       sinks[static_cast<size_t>(t)] +=
           cake::crc32c_copy(dst.data + p + o, hot_of(t), kRequest, 0, cake::CopyStores::streaming);
     }

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/crc32c.hpp"
+#include "probe_util.hpp"
 
 namespace {
 
@@ -37,12 +38,9 @@ namespace {
 #define MADV_POPULATE_READ 22
 #endif
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "probe_mapped_copy: %s: %s\n", what.c_str(), std::strerror(errno));
-  std::exit(1);
-}
+using cake::probe::die;
+using cake::probe::now_s;
+using cake::probe::read_fully;
 
 struct Mapping {
   unsigned char* data = nullptr;
@@ -69,15 +67,6 @@ void mapped_pieces(const Mapping& m, unsigned char* dst, size_t piece_bytes, siz
     const size_t n = std::min(piece_bytes, m.bytes - at);
     populate(m.data + at, n);
     piece_crcs[piece] = cake::crc32c_copy(dst + at, m.data + at, n, 0, cake::CopyStores::streaming);
-  }
-}
-
-void read_fully(int fd, unsigned char* into, size_t n, size_t at) {
-  for (size_t done = 0; done < n;) {
-    const ssize_t r = ::pread(fd, into + done, n - done, static_cast<off_t>(at + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) die("pread");
-    done += static_cast<size_t>(r);
   }
 }
 

@@ -133,7 +133,7 @@ std::string piece_problem(const PieceReaderFile& file, const PieceRead& piece) {
     return cat("reading chunk ", piece.chunk, " of ", file.path, ": piece [", piece.offset, ", ", piece.offset + piece.bytes,
                ") is not a 4 KiB aligned range of its ", entry.bytes, " payload bytes");
   const PieceTarget target(piece);
-  const bool into_spans = file.mapped || file.pread || file.pread_into_spans;
+  const bool into_spans = file.mapped || file.pread_into_spans;
   if (target.scattered() && (!into_spans || target.scatter_bytes() != piece.bytes))
     return cat("reading chunk ", piece.chunk, " of ", file.path, ": a piece of ", piece.bytes, " bytes into ",
                piece.scatter.size(), " spans of ", target.scatter_bytes(),
@@ -226,7 +226,7 @@ std::string PieceReaders::location() const {
 
 bool PieceReaders::scatters() const {
   std::lock_guard lock(mutex_);
-  return file_.mapped != nullptr || file_.pread || file_.pread_into_spans;
+  return file_.mapped != nullptr || file_.pread_into_spans;
 }
 
 PieceReaderStats PieceReaders::stats() const {
@@ -280,7 +280,7 @@ PieceLanded PieceReaders::read_one(Ring& ring, AlignedBuffer& bounce, const Piec
   }
   const ChunkEntry& entry = file.header->chunks[static_cast<size_t>(piece.chunk)];
   const PieceTarget target(piece);
-  const bool bounced = target.scattered() && (file.pread_into_spans || (!file.mapped && file.pread));
+  const bool bounced = target.scattered() && file.pread_into_spans;
   const bool from_mapping = file.mapped && !bounced;
   if (bounced && bounce.size() < file.request_bytes) bounce = AlignedBuffer(file.request_bytes);
   // Reads cover whole 4 KiB blocks (O_DIRECT); the store pads every payload to them. Copies out of
@@ -439,6 +439,13 @@ void PieceReaders::read_on_ring(Ring& ring, size_t index, const PieceReaderFile&
 
   // A request that will not be read any more (landed, failed, or its piece failed).
   auto retire = [&](Request& q) { --q.piece->unfinished; };
+  // A request that failed as q.r says: its piece fails (with the first such fault), and it retires.
+  auto fail = [&](Request& q) {
+    if (q.piece->out.error.empty())
+      q.piece->out.error = fault_text(q.r, cat("reading chunk ", q.piece->out.read.chunk, " of ", file.path), q.want,
+                                      q.file_offset);
+    retire(q);
+  };
 
   lock.unlock();
   adopt(std::move(first));
@@ -483,9 +490,7 @@ void PieceReaders::read_on_ring(Ring& ring, size_t index, const PieceReaderFile&
       io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
       if (!sqe) {
         q.r.fault = RangeRead::Fault::no_sqe;
-        q.piece->out.error = fault_text(q.r, cat("reading chunk ", q.piece->out.read.chunk, " of ", file.path), q.want,
-                                        q.file_offset);
-        retire(q);
+        fail(q);
         queued.pop_front();
         continue;
       }
@@ -528,10 +533,7 @@ void PieceReaders::read_on_ring(Ring& ring, size_t index, const PieceReaderFile&
         if (!f) continue;
         f->r.fault = RangeRead::Fault::ring;
         f->r.error = -ret;
-        if (f->piece->out.error.empty())
-          f->piece->out.error = fault_text(f->r, cat("reading chunk ", f->piece->out.read.chunk, " of ", file.path),
-                                           f->want, f->file_offset);
-        retire(*f);
+        fail(*f);
         f.reset();
       }
       in_flight = 0;
@@ -550,9 +552,7 @@ void PieceReaders::read_on_ring(Ring& ring, size_t index, const PieceReaderFile&
       --in_flight;
       Piece& p = *q.piece;
       if (!range_read_step(q.r, res, block)) {
-        if (p.out.error.empty())
-          p.out.error = fault_text(q.r, cat("reading chunk ", p.out.read.chunk, " of ", file.path), q.want, q.file_offset);
-        retire(q);
+        fail(q);
       } else if (q.r.bytes < q.want) {
         queued.push_front(q);  // the rest of it, next (already booked)
       } else {
